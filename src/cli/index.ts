@@ -1,0 +1,16 @@
+import { Command } from 'commander';
+import { startCommand } from './start-command.js';
+
+/** Builds the `strata` command line: one subcommand per file beside this one. */
+export function buildProgram(): Command {
+  const program = new Command('strata')
+    .description('Strata: a Lambda-architecture data platform (stream log, master dataset, batch, speed and serving layers)')
+    .showHelpAfterError();
+  program.addCommand(startCommand());
+  return program;
+}
+
+/** Entry point of the `strata` bin. */
+export async function main(argv: string[]): Promise<void> {
+  await buildProgram().parseAsync(argv);
+}

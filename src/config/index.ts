@@ -1,0 +1,132 @@
+import { readFile } from 'node:fs/promises';
+import { extname, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { configSchema, NOT_YET_SUPPORTED, type ColumnType, type ConfigInput } from './schema.js';
+
+export { COLUMN_TYPES, NAME_PATTERN, type ColumnType, type ConfigInput } from './schema.js';
+
+/** One declared column of a stream. */
+export interface FieldSpec {
+  readonly name: string;
+  readonly type: ColumnType;
+  readonly nullable: boolean;
+}
+
+/** A stream as the rest of Strata sees it, after validation. */
+export interface StreamConfig {
+  readonly name: string;
+  readonly shards: number;
+  /** The field whose value picks the shard; records without one are spread round-robin. */
+  readonly partitionKey: string | null;
+  /** The timestamp field that carries event time, used for partitioning and windows. */
+  readonly eventTime: string | null;
+  readonly fields: readonly FieldSpec[];
+}
+
+/** A validated project config. */
+export interface ProjectConfig {
+  readonly streams: ReadonlyMap<string, StreamConfig>;
+  readonly ingest: z.output<typeof configSchema>['ingest'];
+  readonly log: z.output<typeof configSchema>['log'];
+}
+
+/** Types a `strata.config.ts`: `export default defineConfig({ streams: { ... } })`. */
+export function defineConfig(config: ConfigInput): ConfigInput {
+  return config;
+}
+
+/** Loads and validates `strata.config.json` or `strata.config.ts` (or `.js`/`.mjs`/`.mts`). */
+export async function loadConfig(path: string): Promise<ProjectConfig> {
+  const absolute = resolve(path);
+  let raw: unknown;
+  const extension = extname(absolute);
+  if (extension === '.json') {
+    let text: string;
+    try {
+      text = await readFile(absolute, 'utf8');
+    } catch (error) {
+      throw new ConfigError(`cannot read config ${path}: ${(error as Error).message}`);
+    }
+    try {
+      raw = JSON.parse(text);
+    } catch (error) {
+      throw new ConfigError(`config ${path} is not valid JSON: ${(error as Error).message}`);
+    }
+  } else if (['.ts', '.mts', '.js', '.mjs'].includes(extension)) {
+    try {
+      // tsx compiles the TypeScript config on the fly, so a project needs no build step of its own.
+      const { tsImport } = await import('tsx/esm/api');
+      const module = (await tsImport(pathToFileURL(absolute).href, import.meta.url)) as { default?: unknown };
+      raw = module.default;
+    } catch (error) {
+      throw new ConfigError(`cannot load config ${path}: ${(error as Error).message}`);
+    }
+    if (raw === undefined) throw new ConfigError(`config ${path} has no default export; export default defineConfig({...})`);
+  } else {
+    throw new ConfigError(`config ${path}: expected a .json or .ts file`);
+  }
+  return parseConfig(raw, path);
+}
+
+/** Validates a config object; every error names the stream, field and what is wrong. */
+export function parseConfig(raw: unknown, source = 'config'): ProjectConfig {
+  const problems: string[] = [];
+  if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
+    for (const key of NOT_YET_SUPPORTED) {
+      if (key in raw) problems.push(`${key}: not supported by this version of Strata yet`);
+    }
+    const streams = (raw as { streams?: unknown }).streams;
+    if (typeof streams === 'object' && streams !== null) {
+      for (const [name, stream] of Object.entries(streams)) {
+        if (typeof stream === 'object' && stream !== null && 'transform' in stream) {
+          problems.push(`streams.${name}.transform: not supported by this version of Strata yet`);
+        }
+      }
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(`${source}: ${problems.join('; ')}`);
+
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const messages = parsed.error.issues.map((issue) => {
+      const at = issue.path.map(String).join('.') || '(top level)';
+      if (issue.code === 'unrecognized_keys') return `${at}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+      return `${at}: ${issue.message}`;
+    });
+    throw new ConfigError(`${source}: ${messages.join('; ')}`);
+  }
+
+  const streams = new Map<string, StreamConfig>();
+  for (const [name, stream] of Object.entries(parsed.data.streams)) {
+    const fields: FieldSpec[] = Object.entries(stream.schema).map(([field, type]) => ({
+      name: field,
+      type: (type.endsWith('?') ? type.slice(0, -1) : type) as ColumnType,
+      nullable: type.endsWith('?'),
+    }));
+    const byName = new Map(fields.map((field) => [field.name, field]));
+    if (stream.partitionKey !== undefined) {
+      const key = byName.get(stream.partitionKey);
+      if (!key) problems.push(`streams.${name}.partitionKey: "${stream.partitionKey}" is not a field of the schema`);
+      else if (key.type === 'json') problems.push(`streams.${name}.partitionKey: "${key.name}" is json; a partition key must be a scalar`);
+    }
+    if (stream.eventTime !== undefined) {
+      const time = byName.get(stream.eventTime);
+      if (!time) problems.push(`streams.${name}.eventTime: "${stream.eventTime}" is not a field of the schema`);
+      else if (time.type !== 'timestamp') {
+        problems.push(`streams.${name}.eventTime: "${time.name}" is ${time.type}; event time must be a timestamp field`);
+      }
+    }
+    streams.set(name, {
+      name,
+      shards: stream.shards,
+      partitionKey: stream.partitionKey ?? null,
+      eventTime: stream.eventTime ?? null,
+      fields,
+    });
+  }
+  if (problems.length > 0) throw new ConfigError(`${source}: ${problems.join('; ')}`);
+  if (streams.size === 0) throw new ConfigError(`${source}: streams: declare at least one stream`);
+  return { streams, ingest: parsed.data.ingest, log: parsed.data.log };
+}

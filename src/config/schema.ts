@@ -1,0 +1,53 @@
+import { z } from 'zod';
+
+/** Column types a stream schema may declare; a trailing `?` marks the column nullable. */
+export const COLUMN_TYPES = ['string', 'int', 'bigint', 'double', 'boolean', 'timestamp', 'date', 'json'] as const;
+export type ColumnType = (typeof COLUMN_TYPES)[number];
+
+/**
+ * Names of streams and fields reach file paths and SQL, so they are restricted to a safe identifier shape
+ * everywhere: no path separators, quotes or spaces can ever come in through a name.
+ */
+export const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+const name = (what: string) =>
+  z.string().regex(NAME_PATTERN, `${what} must start with a letter or _ and hold only letters, digits and _ (at most 63)`);
+
+const columnType = z
+  .string()
+  .refine((value) => (COLUMN_TYPES as readonly string[]).includes(value.endsWith('?') ? value.slice(0, -1) : value), {
+    error: (issue) => `unknown type ${JSON.stringify(issue.input)}; expected one of ${COLUMN_TYPES.join(', ')}, with ? for nullable`,
+  });
+
+const streamSchema = z.strictObject({
+  partitionKey: z.string().optional(),
+  eventTime: z.string().optional(),
+  shards: z.number().int().min(1).max(1024).default(1),
+  schema: z.record(name('a field name'), columnType).refine((fields) => Object.keys(fields).length > 0, 'declares no fields'),
+});
+
+const ingestSchema = z.strictObject({
+  /** Largest request body accepted, in bytes (413 above). */
+  maxBodyBytes: z.number().int().min(1024).default(5 * 1024 * 1024),
+  /** Most records one request may carry (413 above). */
+  maxRecordsPerRequest: z.number().int().min(1).default(10_000),
+  /** Bytes of accepted records waiting for their sync, across streams; over it, ingest answers 503. */
+  maxPendingBytes: z.number().int().min(1024 * 1024).default(256 * 1024 * 1024),
+});
+
+const logSchema = z.strictObject({
+  /** A segment is sealed at this size; retention deletes whole segments. */
+  segmentBytes: z.number().int().min(64 * 1024).default(64 * 1024 * 1024),
+});
+
+/** Top-level keys that later parts of Strata will read; refused until they exist, so nothing passes silently. */
+export const NOT_YET_SUPPORTED = ['delivery', 'views', 'dashboards', 'alerts', 'policies'] as const;
+
+export const configSchema = z.strictObject({
+  streams: z.record(name('a stream name'), streamSchema),
+  ingest: ingestSchema.default(ingestSchema.parse({})),
+  log: logSchema.default(logSchema.parse({})),
+});
+
+/** The config as a user writes it (defaults may be left out). */
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,44 @@
+/**
+ * Error families shared by every layer. Each carries a stable `code`; the HTTP edge maps codes to statuses
+ * in one place (src/http/errors.ts), the CLI prints the message. Messages name what the user must fix:
+ * the stream, the field, the line.
+ */
+export abstract class StrataError extends Error {
+  abstract readonly code: string;
+}
+
+/** The project config is invalid; Strata refuses to start. */
+export class ConfigError extends StrataError {
+  override readonly name: string = 'ConfigError';
+  readonly code = 'invalid_config';
+}
+
+/** A named stream, table or view does not exist. */
+export class NotFoundError extends StrataError {
+  override readonly name: string = 'NotFoundError';
+  readonly code = 'not_found';
+}
+
+/** A request body could not be read: malformed JSON, with the line it broke on. */
+export class MalformedInputError extends StrataError {
+  override readonly name: string = 'MalformedInputError';
+  readonly code = 'malformed_input';
+}
+
+/** A request is over a size or count limit. */
+export class TooLargeError extends StrataError {
+  override readonly name: string = 'TooLargeError';
+  readonly code = 'too_large';
+}
+
+/** Strata is over its bound on queued work; the client should retry after `retryAfterSeconds`. */
+export class OverloadedError extends StrataError {
+  override readonly name: string = 'OverloadedError';
+  readonly code = 'overloaded';
+  constructor(
+    message: string,
+    readonly retryAfterSeconds = 1,
+  ) {
+    super(message);
+  }
+}

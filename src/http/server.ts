@@ -1,0 +1,83 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { parseRecords, type BodyFormat, type IngestResult } from '../ingest/index.js';
+import type { Strata } from '../strata.js';
+import { sendError } from './errors.js';
+import { landingPage } from './landing-page.js';
+
+export interface HttpServerOptions {
+  /** Log server errors with pino (fastify's logger) at `warn` and above; off by default so tests stay quiet. */
+  readonly logger?: boolean;
+}
+
+const FORMAT_BY_CONTENT_TYPE: Record<string, BodyFormat> = {
+  'application/json': 'json',
+  'application/x-ndjson': 'ndjson',
+};
+
+/** Builds the HTTP API over a running {@link Strata}. The caller listens and closes. */
+export function createHttpServer(strata: Strata, options: HttpServerOptions = {}): FastifyInstance {
+  const limits = strata.config.ingest;
+  const app = Fastify({
+    // Requests log at `info`: below the level, so the hot path never formats a log line.
+    logger: options.logger ? { level: 'warn' } : false,
+    bodyLimit: limits.maxBodyBytes,
+  });
+
+  // Bodies arrive as bytes and are parsed by the ingest layer, which names the line of a syntax error.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(Object.keys(FORMAT_BY_CONTENT_TYPE), { parseAs: 'buffer' }, (_request, body, done) =>
+    done(null, body),
+  );
+  app.setErrorHandler((error, _request, reply) => sendError(error, reply));
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: { code: 'not_found', message: `no route ${request.method} ${request.url}` } }),
+  );
+
+  app.get('/health', async () => ({ status: 'ok' }));
+
+  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(landingPage(strata)));
+
+  app.get('/v1/streams', async () => ({
+    streams: [...strata.config.streams.values()].map((stream) => {
+      const stats = strata.ingestor.stats(stream.name);
+      return {
+        name: stream.name,
+        shards: strata.stream.shards(stream.name).map((shard) => ({
+          shard: String(shard.shard),
+          firstSeq: shard.firstSeq === null ? null : String(shard.firstSeq),
+          lastSeq: String(shard.lastSeq),
+          bytes: shard.bytes,
+        })),
+        recordsPerSecond: stats.recordsPerSecond,
+        accepted: stats.accepted,
+        failed: stats.failed,
+      };
+    }),
+  }));
+
+  app.post<{ Params: { stream: string } }>(
+    '/v1/streams/:stream/records',
+    {
+      // Refuse an unknown stream before reading a possibly large body.
+      onRequest: async (request) => strata.ingestor.assertStream(request.params.stream),
+    },
+    async (request, reply) => {
+      const contentType = String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      const records = parseRecords(request.body as Buffer, FORMAT_BY_CONTENT_TYPE[contentType]!, limits.maxRecordsPerRequest);
+      const result = await strata.ingestor.ingest(request.params.stream, records);
+      return reply.type('application/json').send(renderIngestResult(result));
+    },
+  );
+
+  return app;
+}
+
+/** The ingest answer, written by hand: it is on the hot path and its shape is fixed. */
+function renderIngestResult({ results, failed }: IngestResult): string {
+  const parts: string[] = new Array<string>(results.length);
+  for (let i = 0; i < results.length; i++) {
+    const result = results[i]!;
+    parts[i] = 'error' in result ? JSON.stringify({ error: result.error }) : `{"shard":"${result.shard}","seq":"${result.seq}"}`;
+  }
+  return `{"records":[${parts.join(',')}],"failed":${failed}}`;
+}

@@ -1,0 +1,81 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { ProjectConfig } from './config/index.js';
+import { ConfigError } from './errors.js';
+import { Ingestor } from './ingest/index.js';
+import { EmbeddedStream, type Stream } from './stream/index.js';
+
+export interface StrataOptions {
+  readonly config: ProjectConfig;
+  /** The data directory: the log, and later the lake and catalog, live under it. */
+  readonly dataDir: string;
+  /** Told about recovery events (a torn log tail cut) and other things an operator should see once. */
+  readonly log?: (message: string) => void;
+}
+
+/**
+ * One running Strata: the composition root that opens every layer over one data directory and closes them
+ * in order. The HTTP server and the CLI are edges around it; tests drive it directly.
+ */
+export class Strata {
+  private constructor(
+    readonly config: ProjectConfig,
+    readonly dataDir: string,
+    readonly stream: Stream,
+    readonly ingestor: Ingestor,
+    private readonly lockPath: string,
+  ) {}
+
+  static async open(options: StrataOptions): Promise<Strata> {
+    const dataDir = resolve(options.dataDir);
+    await mkdir(dataDir, { recursive: true });
+    const lockPath = await lockDataDir(dataDir);
+    try {
+      const stream = await EmbeddedStream.open({
+        dir: join(dataDir, 'stream'),
+        streams: Object.fromEntries([...options.config.streams.values()].map((s) => [s.name, { shards: s.shards }])),
+        segmentBytes: options.config.log.segmentBytes,
+        onTruncate: (info) =>
+          options.log?.(`recovery: cut ${info.cutBytes} bytes of ${info.reason} at the tail of ${info.path}`),
+      });
+      return new Strata(options.config, dataDir, stream, new Ingestor(stream, options.config), lockPath);
+    } catch (error) {
+      await rm(lockPath, { force: true });
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.stream.close();
+    await rm(this.lockPath, { force: true });
+  }
+}
+
+/**
+ * Takes the data directory for this process: two Strata processes writing one log would corrupt it. A lock
+ * left by a killed process (its pid no longer running) is taken over, since recovery makes its state safe.
+ */
+async function lockDataDir(dataDir: string): Promise<string> {
+  const lockPath = join(dataDir, 'strata.lock');
+  try {
+    await writeFile(lockPath, String(process.pid), { flag: 'wx' });
+    return lockPath;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  const holder = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
+  if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isRunning(holder)) {
+    throw new ConfigError(`data directory ${dataDir} is in use by process ${holder}`);
+  }
+  await writeFile(lockPath, String(process.pid));
+  return lockPath;
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
