@@ -60,6 +60,10 @@ export async function loadConfig(path: string): Promise<ProjectConfig> {
       const { tsImport } = await import('tsx/esm/api');
       const module = (await tsImport(pathToFileURL(absolute).href, import.meta.url)) as { default?: unknown };
       raw = module.default;
+      // A config outside an ESM package is compiled as CommonJS, whose default export arrives wrapped once more.
+      if (typeof raw === 'object' && raw !== null && Object.keys(raw).length === 1 && 'default' in raw) {
+        raw = (raw as { default: unknown }).default;
+      }
     } catch (error) {
       throw new ConfigError(`cannot load config ${path}: ${(error as Error).message}`);
     }
@@ -93,6 +97,7 @@ export function parseConfig(raw: unknown, source = 'config'): ProjectConfig {
     const messages = parsed.error.issues.map((issue) => {
       const at = issue.path.map(String).join('.') || '(top level)';
       if (issue.code === 'unrecognized_keys') return `${at}: unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+      if (issue.code === 'invalid_key') return `${at}: ${issue.issues[0]?.message ?? issue.message}`;
       return `${at}: ${issue.message}`;
     });
     throw new ConfigError(`${source}: ${messages.join('; ')}`);

@@ -76,15 +76,15 @@ export class EmbeddedStream implements Stream {
     }));
   }
 
-  append(stream: string, shard: number, records: readonly Buffer[]): Promise<Seq> {
+  async append(stream: string, shard: number, records: readonly Buffer[]): Promise<Seq> {
     return this.log(stream, shard).append(records);
   }
 
-  read(stream: string, shard: number, fromSeq: Seq, limit: number): Promise<StoredRecord[]> {
+  async read(stream: string, shard: number, fromSeq: Seq, limit: number): Promise<StoredRecord[]> {
     return this.log(stream, shard).read(fromSeq, limit);
   }
 
-  waitForAppend(stream: string, shard: number, afterSeq: Seq, timeoutMs: number): Promise<Seq> {
+  async waitForAppend(stream: string, shard: number, afterSeq: Seq, timeoutMs: number): Promise<Seq> {
     return this.log(stream, shard).waitForAppend(afterSeq, timeoutMs);
   }
 
@@ -93,7 +93,7 @@ export class EmbeddedStream implements Stream {
     return asSeq(this.checkpoints.get(stream)?.[consumer]?.[String(shard)] ?? 0);
   }
 
-  commitCheckpoint(consumer: string, stream: string, shard: number, seq: Seq): Promise<void> {
+  async commitCheckpoint(consumer: string, stream: string, shard: number, seq: Seq): Promise<void> {
     const log = this.log(stream, shard);
     if (seq > log.lastSeq) throw new RangeError(`checkpoint ${seq} is past the last seq ${log.lastSeq} of ${stream}/${shard}`);
     // One checkpoint file per stream: writes to it go one at a time, each building on the one before.
