@@ -1,9 +1,8 @@
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { loadConfig } from '../config/index.js';
-import { createHttpServer } from '../http/index.js';
-import { Strata } from '../strata.js';
 import { parsePort } from './arguments.js';
+import { serve } from './serve.js';
 
 /** The config file used when `--config` is not given: the first of these in the working directory. */
 export const DEFAULT_CONFIG_FILES = ['strata.config.ts', 'strata.config.json'];
@@ -19,33 +18,12 @@ export function findConfigFile(given: string | undefined): string {
 export function startCommand(): Command {
   return new Command('start')
     .description('start Strata: the stream log and the HTTP API')
-    .option('-c, --config <file>', 'project config (strata.config.ts or .json)')
+    .option('-c, --config <file>', 'project config (strata.config.ts or .json); default: the one in this folder')
     .option('-d, --data <dir>', 'data directory', './data')
     .option('-p, --port <n>', 'HTTP port (0 picks a free one)', parsePort, 7070)
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .addHelpText('after', '\nExample:\n  strata start --config examples/clickstream/strata.config.json --data ./data --port 7070')
     .action(async (options: { config?: string; data: string; port: number; host: string }) => {
-      const config = await loadConfig(findConfigFile(options.config));
-      const strata = await Strata.open({ config, dataDir: options.data, log: (message) => console.error(message) });
-      const app = createHttpServer(strata, { logger: true });
-      let address: string;
-      try {
-        address = await app.listen({ port: options.port, host: options.host });
-      } catch (error) {
-        await strata.close();
-        throw error;
-      }
-      console.log(`Strata is listening on ${address} (data in ${strata.dataDir})`);
-      let stopping = false;
-      const stop = async (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        console.error(`${signal}: stopping`);
-        await app.close();
-        await strata.close();
-        process.exit(0);
-      };
-      process.on('SIGINT', (signal) => void stop(signal));
-      process.on('SIGTERM', (signal) => void stop(signal));
+      await serve(await loadConfig(findConfigFile(options.config)), options);
     });
 }

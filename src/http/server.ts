@@ -63,8 +63,12 @@ export function createHttpServer(strata: Strata, options: HttpServerOptions = {}
     },
     async (request, reply) => {
       const contentType = String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-      const records = parseRecords(request.body as Buffer, FORMAT_BY_CONTENT_TYPE[contentType]!, limits.maxRecordsPerRequest);
-      const result = await strata.ingestor.ingest(request.params.stream, records);
+      const { records, texts } = parseRecords(
+        request.body as Buffer,
+        FORMAT_BY_CONTENT_TYPE[contentType]!,
+        limits.maxRecordsPerRequest,
+      );
+      const result = await strata.ingestor.ingest(request.params.stream, records, texts);
       return reply.type('application/json').send(renderIngestResult(result));
     },
   );

@@ -104,24 +104,28 @@ export class Ingestor {
     this.target(name);
   }
 
-  async ingest(streamName: string, records: readonly unknown[]): Promise<IngestResult> {
+  /**
+   * Ingests records in order. `texts`, when given, holds each record's JSON text as the producer sent it:
+   * a record that validation did not rewrite is stored as that text, sparing a serialization.
+   */
+  async ingest(streamName: string, records: readonly unknown[], texts: readonly string[] | null = null): Promise<IngestResult> {
     const target = this.target(streamName);
     const { config } = target;
     const results: RecordResult[] = new Array<RecordResult>(records.length);
-    const byShard: Buffer[][] = Array.from({ length: config.shards }, () => []);
+    const byShard: string[][] = Array.from({ length: config.shards }, () => []);
     const positions: number[][] = Array.from({ length: config.shards }, () => []);
     let failed = 0;
     let bytes = 0;
     for (let i = 0; i < records.length; i++) {
       const record = records[i];
-      const error = target.validate(record);
-      if (error) {
-        results[i] = { error };
+      const validation = target.validate(record);
+      if (typeof validation === 'object') {
+        results[i] = { error: validation };
         failed++;
         continue;
       }
       const shard = this.shardOf(target, record as Record<string, unknown>);
-      const data = Buffer.from(JSON.stringify(record));
+      const data = validation === 'unchanged' && texts !== null ? texts[i]! : JSON.stringify(record);
       bytes += data.length;
       byShard[shard]!.push(data);
       positions[shard]!.push(i);

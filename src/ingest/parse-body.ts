@@ -4,15 +4,22 @@ import { MalformedInputError, TooLargeError } from '../errors.js';
 /** How a request body holds its records. */
 export type BodyFormat = 'json' | 'ndjson';
 
+/** The records of a body, and for NDJSON each record's own JSON text (which may be stored as it is). */
+export interface ParsedBody {
+  readonly records: unknown[];
+  readonly texts: string[] | null;
+}
+
 /**
  * Parses a request body into records: for `json`, one object or an array of them; for `ndjson`, one JSON
  * value per line (blank lines skipped). Malformed input is refused whole, naming the line, so that nothing of
  * a body the producer got wrong is half-accepted. More than `maxRecords` records is refused too.
  */
-export function parseRecords(body: Buffer, format: BodyFormat, maxRecords: number): unknown[] {
+export function parseRecords(body: Buffer, format: BodyFormat, maxRecords: number): ParsedBody {
   const text = body.toString('utf8');
   if (format === 'ndjson') {
     const records: unknown[] = [];
+    const texts: string[] = [];
     let start = 0;
     let line = 0;
     while (start < text.length) {
@@ -28,9 +35,10 @@ export function parseRecords(body: Buffer, format: BodyFormat, maxRecords: numbe
       } catch (error) {
         throw new MalformedInputError(`line ${line}: malformed JSON: ${(error as Error).message}`);
       }
+      texts.push(content);
     }
     if (records.length === 0) throw new MalformedInputError('the body holds no records');
-    return records;
+    return { records, texts };
   }
   let value: unknown;
   try {
@@ -41,7 +49,7 @@ export function parseRecords(body: Buffer, format: BodyFormat, maxRecords: numbe
   const records = Array.isArray(value) ? value : [value];
   if (records.length === 0) throw new MalformedInputError('the body holds no records');
   if (records.length > maxRecords) throw tooMany(maxRecords);
-  return records;
+  return { records, texts: null };
 }
 
 function tooMany(maxRecords: number): TooLargeError {

@@ -7,15 +7,21 @@ export interface RecordError {
 }
 
 /**
+ * What validation made of a record: an error, or valid, and whether a value had to be rewritten (when none
+ * was, the producer's own JSON text of the record can be stored as it is, saving a serialization).
+ */
+export type Validation = RecordError | 'unchanged' | 'rewritten';
+
+/**
  * Checks a parsed record against its stream's schema and rewrites it, in place, to its canonical form:
  * lossless coercions only (a numeric string to a number, an ISO-8601 string with any offset to a UTC
- * timestamp), so the log holds one spelling of every value. Answers null when the record is valid.
+ * timestamp), so the log holds one spelling of every value.
  *
  * Choices a demanding user should know: a field the schema does not declare is refused (so a producer's
  * typo is caught at the door, not discovered in a report); a timestamp without an offset is read as UTC;
  * a number for a timestamp is milliseconds since the epoch.
  */
-export type RecordValidator = (record: unknown) => RecordError | null;
+export type RecordValidator = (record: unknown) => Validation;
 
 type Coerce = (value: unknown) => { value: unknown } | string;
 
@@ -50,8 +56,41 @@ function utcMillis(year: number, month: number, day: number, hour: number, minut
   return ok ? date.getTime() : NaN;
 }
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Two ASCII digits at `at` as a number, or -1. */
+function twoDigits(text: string, at: number): number {
+  const a = text.charCodeAt(at) - 48;
+  const b = text.charCodeAt(at + 1) - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
+}
+
+/**
+ * True when `text` already is canonical (`YYYY-MM-DDTHH:MM:SS.sssZ`, a valid instant), checked without regex
+ * or Date: most producers send this spelling, and this check is on the ingest hot path.
+ */
+function isCanonicalTimestamp(text: string): boolean {
+  if (text.length !== 24 || text[4] !== '-' || text[7] !== '-' || text[10] !== 'T' || text[13] !== ':') return false;
+  if (text[16] !== ':' || text[19] !== '.' || text[23] !== 'Z') return false;
+  const hi = twoDigits(text, 0);
+  const lo = twoDigits(text, 2);
+  const month = twoDigits(text, 5);
+  const day = twoDigits(text, 8);
+  const ms = twoDigits(text, 20);
+  const msLast = text.charCodeAt(22) - 48;
+  if (hi < 0 || lo < 0 || ms < 0 || msLast < 0 || msLast > 9 || month < 1 || month > 12 || day < 1) return false;
+  const year = hi * 100 + lo;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (year < 1 || day > (month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1]!)) return false;
+  const hour = twoDigits(text, 11);
+  const minute = twoDigits(text, 14);
+  const second = twoDigits(text, 17);
+  return hour >= 0 && hour < 24 && minute >= 0 && minute < 60 && second >= 0 && second < 60;
+}
+
 /** Canonical timestamp text: ISO-8601 in UTC with milliseconds, or microseconds when the input had them. */
 export function parseTimestamp(value: unknown): string | null {
+  if (typeof value === 'string' && isCanonicalTimestamp(value)) return value;
   if (typeof value === 'number') {
     if (!Number.isFinite(value) || Math.abs(value) > 8.64e15) return null;
     return new Date(value).toISOString();
@@ -133,6 +172,7 @@ export function compileRecordValidator(stream: StreamConfig): RecordValidator {
     }
     const object = record as Record<string, unknown>;
     let present = 0;
+    let rewritten = false;
     for (const field of fields) {
       const value = object[field.name];
       if (value === undefined || value === null) {
@@ -143,13 +183,19 @@ export function compileRecordValidator(stream: StreamConfig): RecordValidator {
       present++;
       const result = field.coerce(value);
       if (typeof result === 'string') return { field: field.name, message: result };
-      if (result.value !== value) object[field.name] = result.value;
+      if (result.value !== value) {
+        object[field.name] = result.value;
+        rewritten = true;
+      }
     }
-    if (present !== Object.keys(object).length) {
-      for (const key of Object.keys(object)) {
+    let keys = 0;
+    // JSON.parse makes plain objects with own keys only ("__proto__" included), so for-in counts exactly them.
+    for (const _key in object) keys++;
+    if (keys !== present) {
+      for (const key in object) {
         if (!known.has(key)) return { field: key, message: `is not in the schema of stream "${stream.name}"` };
       }
     }
-    return null;
+    return rewritten ? 'rewritten' : 'unchanged';
   };
 }

@@ -19,6 +19,9 @@ export interface Offset {
   readonly seq: Seq;
 }
 
+/** A record to append: its bytes, or text to store as UTF-8. */
+export type RecordData = Buffer | string;
+
 /** One record read back from a shard. `data` is the bytes the producer's record was stored as. */
 export interface StoredRecord {
   readonly seq: Seq;
@@ -47,9 +50,10 @@ export interface Stream {
   shards(stream: string): ShardState[];
   /**
    * Appends records to one shard and resolves, with the seq of the first, once all of them are durable
-   * (they survive a process kill or a power cut). Seqs are consecutive within one call.
+   * (they survive a process kill or a power cut). Seqs are consecutive within one call. A record is its bytes,
+   * or text stored as UTF-8 (which spares the hot path a buffer per record).
    */
-  append(stream: string, shard: number, records: readonly Buffer[]): Promise<Seq>;
+  append(stream: string, shard: number, records: readonly RecordData[]): Promise<Seq>;
   /** Reads up to `limit` durable records with seq >= `fromSeq`, in seq order. */
   read(stream: string, shard: number, fromSeq: Seq, limit: number): Promise<StoredRecord[]>;
   /**

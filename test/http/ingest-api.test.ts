@@ -112,7 +112,7 @@ describe('HTTP ingest API', () => {
   it('answers 503 with Retry-After when records waiting for disk exceed the bound', async () => {
     await start({ ingest: { maxPendingBytes: 1024 * 1024 } });
     // Stall the disk: appends never become durable, so their bytes stay pending.
-    const stalled = server.strata.stream as { append: (...args: unknown[]) => Promise<never> };
+    const stalled = server.strata.stream as unknown as { append: (...args: unknown[]) => Promise<never> };
     stalled.append = () => new Promise<never>(() => {});
     const body = JSON.stringify(Array.from({ length: 4000 }, (_, i) => click(i, { page: '/'.padEnd(100, 'x') })));
     const abort = new AbortController();

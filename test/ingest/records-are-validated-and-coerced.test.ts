@@ -15,8 +15,14 @@ const validate = compileRecordValidator(config.streams.get('all')!);
 
 function check(record: Record<string, unknown>) {
   const copy = { ...record };
-  return { error: validate(copy), record: copy };
+  const validation = validate(copy);
+  return { error: typeof validation === 'object' ? validation : null, validation, record: copy };
 }
+
+const errorOf = (value: unknown) => {
+  const validation = validate(value);
+  return typeof validation === 'object' ? validation : null;
+};
 
 describe('record validation', () => {
   it('coerces lossless spellings to one canonical form', () => {
@@ -50,18 +56,25 @@ describe('record validation', () => {
   });
 
   it('refuses a record that is not an object', () => {
-    expect(validate([1, 2])?.message).toMatch(/must be a JSON object, got an array/);
-    expect(validate('x')?.message).toMatch(/must be a JSON object/);
+    expect(errorOf([1, 2])?.message).toMatch(/must be a JSON object, got an array/);
+    expect(errorOf('x')?.message).toMatch(/must be a JSON object/);
   });
 
   it('accepts null and missing values for nullable fields', () => {
     expect(check({ s: 'x', i: null, ts: null }).error).toBeNull();
+  });
+
+  it('tells whether a record was already canonical, so its own text can be stored', () => {
+    expect(check({ s: 'x', i: 1, ts: '2026-11-25T10:30:00.000Z' }).validation).toBe('unchanged');
+    expect(check({ s: 'x', i: '1' }).validation).toBe('rewritten');
+    expect(check({ s: 'x', ts: '2026-11-25T10:30:00Z' }).validation).toBe('rewritten');
   });
 });
 
 describe('timestamps', () => {
   it.each([
     ['2026-11-25T10:30:00Z', '2026-11-25T10:30:00.000Z'],
+    ['2024-02-29T23:59:59.999Z', '2024-02-29T23:59:59.999Z'],
     ['2026-11-25 10:30:00', '2026-11-25T10:30:00.000Z'],
     ['2026-11-25T10:30:00.123456Z', '2026-11-25T10:30:00.123456Z'],
     ['2026-11-25T10:30:00.1Z', '2026-11-25T10:30:00.100Z'],
@@ -73,7 +86,18 @@ describe('timestamps', () => {
     expect(parseTimestamp(input)).toBe(expected);
   });
 
-  it.each(['2026-11-25T25:00:00Z', '2026-11-25T10:30:00.1234567Z', '25/11/2026', ''])('refuses %s', (input) => {
+  it.each([
+    '2026-11-25T25:00:00Z',
+    '2026-11-25T10:30:00.1234567Z',
+    '25/11/2026',
+    '',
+    // Canonical-looking but impossible instants, which the fast path must refuse too.
+    '2026-02-29T10:30:00.000Z',
+    '2026-11-31T10:30:00.000Z',
+    '2026-11-25T24:00:00.000Z',
+    '2026-11-25T10:60:00.000Z',
+    '0000-01-01T00:00:00.000Z',
+  ])('refuses %s', (input) => {
     expect(parseTimestamp(input)).toBeNull();
   });
 });

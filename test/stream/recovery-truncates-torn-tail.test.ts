@@ -56,7 +56,7 @@ describe('recovery', () => {
   it('cuts a tail whose checksum does not match (garbage written over the last frame)', async () => {
     const segment = await logWithTenRecords();
     const bytes = await readFile(segment);
-    bytes[bytes.length - 3] ^= 0xff;
+    bytes[bytes.length - 3]! ^= 0xff;
     await writeFile(segment, bytes);
     const cuts: string[] = [];
     const log = await reopen(cuts);
@@ -100,7 +100,7 @@ describe('recovery', () => {
     await log.close();
     const sealed = join(dir, 's', '0', '00000000000000000001.seg');
     const bytes = await readFile(sealed);
-    bytes[1000] ^= 0x01;
+    bytes[1000]! ^= 0x01;
     await writeFile(sealed, bytes);
     const reopened = await reopen();
     await expect(reopened.read('s', 0, asSeq(1), 10)).rejects.toThrow(CorruptLogError);

@@ -1,7 +1,7 @@
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NotFoundError } from '../../errors.js';
-import { asSeq, type Seq, type ShardState, type StoredRecord, type Stream } from '../types.js';
+import { asSeq, type RecordData, type Seq, type ShardState, type StoredRecord, type Stream } from '../types.js';
 import { ShardLog, syncDirectory } from './shard-log.js';
 
 /** Asked for a stream or shard that the project does not declare. */
@@ -76,7 +76,7 @@ export class EmbeddedStream implements Stream {
     }));
   }
 
-  async append(stream: string, shard: number, records: readonly Buffer[]): Promise<Seq> {
+  async append(stream: string, shard: number, records: readonly RecordData[]): Promise<Seq> {
     return this.log(stream, shard).append(records);
   }
 

@@ -33,9 +33,14 @@ export interface DecodedFrame {
 }
 
 /** Encodes records into one frame whose first record gets `baseSeq`. */
-export function encodeFrame(baseSeq: number, records: readonly Buffer[], appendedAt: number): Buffer {
+export function encodeFrame(baseSeq: number, records: readonly (Buffer | string)[], appendedAt: number): Buffer {
   let length = FRAME_HEADER_BYTES;
-  for (const record of records) length += 4 + record.length;
+  const sizes = new Array<number>(records.length);
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i]!;
+    sizes[i] = typeof record === 'string' ? Buffer.byteLength(record) : record.length;
+    length += 4 + sizes[i]!;
+  }
   if (length > MAX_FRAME_BYTES) throw new RangeError(`a frame of ${length} bytes exceeds ${MAX_FRAME_BYTES}`);
   const frame = Buffer.allocUnsafe(length);
   frame.writeUInt32LE(FRAME_MAGIC, 0);
@@ -47,10 +52,13 @@ export function encodeFrame(baseSeq: number, records: readonly Buffer[], appende
   frame.writeUInt32LE(0, 28);
   frame.writeDoubleLE(appendedAt, 32);
   let at = FRAME_HEADER_BYTES;
-  for (const record of records) {
-    frame.writeUInt32LE(record.length, at);
-    record.copy(frame, at + 4);
-    at += 4 + record.length;
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i]!;
+    const size = sizes[i]!;
+    frame.writeUInt32LE(size, at);
+    if (typeof record === 'string') frame.write(record, at + 4, size, 'utf8');
+    else record.copy(frame, at + 4);
+    at += 4 + size;
   }
   frame.writeUInt32LE(crc32(frame.subarray(12, length)), 8);
   return frame;

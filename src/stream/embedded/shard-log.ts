@@ -1,6 +1,6 @@
 import { mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { asSeq, type Seq, type StoredRecord } from '../types.js';
+import { asSeq, type RecordData, type Seq, type StoredRecord } from '../types.js';
 import { decodeFrame, encodeFrame, frameRecords, type DecodedFrame } from './frame.js';
 
 /** A record in the log failed its checksum where the log had acknowledged it: the data must not be served. */
@@ -126,7 +126,7 @@ export class ShardLog {
   }
 
   /** Appends records as one frame; resolves with the first record's seq once all are durable. */
-  append(records: readonly Buffer[]): Promise<Seq> {
+  append(records: readonly RecordData[]): Promise<Seq> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new LogFailedError(`shard log ${this.dir} is closed`));
     if (records.length === 0) throw new RangeError('append needs at least one record');

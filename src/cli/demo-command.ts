@@ -1,0 +1,22 @@
+import { Command } from 'commander';
+import { loadConfig } from '../config/index.js';
+import { DEMO_CONFIG_PATH, startClickstream } from '../demo/index.js';
+import { parsePort, parsePositiveInt } from './arguments.js';
+import { serve } from './serve.js';
+
+export function demoCommand(): Command {
+  return new Command('demo')
+    .description('start Strata with the example clickstream project and built-in traffic (what `npm start` runs)')
+    .option('-r, --rate <n>', 'demo events per second', parsePositiveInt, 500)
+    .option('-d, --data <dir>', 'data directory', './data')
+    .option('-p, --port <n>', 'HTTP port (0 picks a free one)', parsePort, 7070)
+    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .addHelpText('after', '\nExample:\n  strata demo --rate 2000 --port 7171')
+    .action(async (options: { rate: number; data: string; port: number; host: string }) => {
+      const config = await loadConfig(DEMO_CONFIG_PATH);
+      let stopTraffic = () => {};
+      const { strata, address } = await serve(config, options, () => stopTraffic());
+      stopTraffic = startClickstream(strata.ingestor, { stream: 'clicks', rate: options.rate });
+      console.log(`demo: ${options.rate} click events/s into stream "clicks"; open ${address}/ or GET ${address}/v1/streams`);
+    });
+}
