@@ -1,4 +1,6 @@
 import { Command } from 'commander';
+import { ingestCommand } from './ingest-command.js';
+import { demoCommand } from './demo-command.js';
 import { startCommand } from './start-command.js';
 
 /** Builds the `strata` command line: one subcommand per file beside this one. */
@@ -7,6 +9,8 @@ export function buildProgram(): Command {
     .description('Strata: a Lambda-architecture data platform (stream log, master dataset, batch, speed and serving layers)')
     .showHelpAfterError();
   program.addCommand(startCommand());
+  program.addCommand(demoCommand());
+  program.addCommand(ingestCommand());
   return program;
 }
 
