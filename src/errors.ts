@@ -42,3 +42,15 @@ export class OverloadedError extends StrataError {
     super(message);
   }
 }
+
+/** A schema change that would make existing data unreadable or lossy (a narrowed type, a dropped column). */
+export class SchemaError extends StrataError {
+  override readonly name: string = 'SchemaError';
+  readonly code = 'incompatible_schema';
+}
+
+/** The same data was already imported (by content hash). */
+export class DuplicateImportError extends StrataError {
+  override readonly name: string = 'DuplicateImportError';
+  readonly code = 'duplicate_import';
+}

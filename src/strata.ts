@@ -1,8 +1,10 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { SqliteCatalog, type Catalog } from './catalog/index.js';
 import type { ProjectConfig } from './config/index.js';
 import { ConfigError } from './errors.js';
 import { Ingestor } from './ingest/index.js';
+import { LocalObjectStore, recoverLake, type ObjectStore } from './lake/index.js';
 import { EmbeddedStream, type Stream } from './stream/index.js';
 
 export interface StrataOptions {
@@ -23,6 +25,8 @@ export class Strata {
     readonly dataDir: string,
     readonly stream: Stream,
     readonly ingestor: Ingestor,
+    readonly catalog: Catalog,
+    readonly store: ObjectStore,
     private readonly lockPath: string,
   ) {}
 
@@ -30,7 +34,17 @@ export class Strata {
     const dataDir = resolve(options.dataDir);
     await mkdir(dataDir, { recursive: true });
     const lockPath = await lockDataDir(dataDir);
+    const opened: { close(): Promise<void> }[] = [];
     try {
+      const catalog = new SqliteCatalog(join(dataDir, 'catalog.db'));
+      opened.push(catalog);
+      for (const stream of options.config.streams.values()) {
+        await catalog.ensureTable(stream.name, 'raw', stream.fields);
+      }
+      const store = new LocalObjectStore(join(dataDir, 'lake'));
+      await store.init();
+      const removed = await recoverLake(store, catalog);
+      if (removed.length > 0) options.log?.(`recovery: removed ${removed.length} lake file(s) the catalog does not list`);
       const stream = await EmbeddedStream.open({
         dir: join(dataDir, 'stream'),
         streams: Object.fromEntries([...options.config.streams.values()].map((s) => [s.name, { shards: s.shards }])),
@@ -38,8 +52,10 @@ export class Strata {
         onTruncate: (info) =>
           options.log?.(`recovery: cut ${info.cutBytes} bytes of ${info.reason} at the tail of ${info.path}`),
       });
-      return new Strata(options.config, dataDir, stream, new Ingestor(stream, options.config), lockPath);
+      opened.push(stream);
+      return new Strata(options.config, dataDir, stream, new Ingestor(stream, options.config), catalog, store, lockPath);
     } catch (error) {
+      for (const part of opened.reverse()) await part.close();
       await rm(lockPath, { force: true });
       throw error;
     }
@@ -47,6 +63,7 @@ export class Strata {
 
   async close(): Promise<void> {
     await this.stream.close();
+    await this.catalog.close();
     await rm(this.lockPath, { force: true });
   }
 }

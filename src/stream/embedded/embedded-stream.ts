@@ -1,8 +1,9 @@
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NotFoundError } from '../../errors.js';
 import { asSeq, type RecordData, type Seq, type ShardState, type StoredRecord, type Stream } from '../types.js';
-import { ShardLog, syncDirectory } from './shard-log.js';
+import { replaceFileDurably } from '../../util/durable-fs.js';
+import { ShardLog } from './shard-log.js';
 
 /** Asked for a stream or shard that the project does not declare. */
 export class UnknownStreamError extends NotFoundError {
@@ -141,14 +142,5 @@ async function readCheckpoints(dir: string): Promise<Checkpoints> {
 
 async function writeCheckpoints(dir: string, checkpoints: Checkpoints): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const temporary = join(dir, `${CHECKPOINT_FILE}.tmp`);
-  const handle = await open(temporary, 'w');
-  try {
-    await handle.writeFile(JSON.stringify(checkpoints));
-    await handle.datasync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temporary, join(dir, CHECKPOINT_FILE));
-  await syncDirectory(dir);
+  await replaceFileDurably(join(dir, CHECKPOINT_FILE), JSON.stringify(checkpoints));
 }

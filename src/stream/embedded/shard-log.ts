@@ -1,6 +1,7 @@
 import { mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { asSeq, type RecordData, type Seq, type StoredRecord } from '../types.js';
+import { syncDirectory } from '../../util/durable-fs.js';
 import { decodeFrame, encodeFrame, frameRecords, type DecodedFrame } from './frame.js';
 
 /** A record in the log failed its checksum where the log had acknowledged it: the data must not be served. */
@@ -399,14 +400,4 @@ async function recoverTail(segment: Segment, options: ShardLogOptions): Promise<
   }
   segment.size = position;
   return expected - 1;
-}
-
-/** Makes a file's creation, rename or deletion in `dir` durable. */
-export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

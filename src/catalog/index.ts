@@ -1,0 +1,14 @@
+/** The catalog layer's public surface: the {@link Catalog} interface and its SQLite backend. */
+export type {
+  Catalog,
+  ChunkInfo,
+  NewChunkFile,
+  PartitionInfo,
+  SchemaChange,
+  SchemaVersion,
+  TableDetail,
+  TableInfo,
+  TableKind,
+} from './types.js';
+export { diffSchemas } from './schema-evolution.js';
+export { CatalogInvariantError, SqliteCatalog } from './sqlite/sqlite-catalog.js';

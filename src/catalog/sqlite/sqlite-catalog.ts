@@ -1,0 +1,296 @@
+import Database from 'better-sqlite3';
+import type { FieldSpec } from '../../config/index.js';
+import { DuplicateImportError, NotFoundError, StrataError } from '../../errors.js';
+import { diffSchemas } from '../schema-evolution.js';
+import type {
+  Catalog,
+  ChunkInfo,
+  NewChunkFile,
+  PartitionInfo,
+  SchemaChange,
+  SchemaVersion,
+  TableDetail,
+  TableInfo,
+  TableKind,
+} from '../types.js';
+
+/** A broken catalog invariant (a delivery range that does not follow the last one): stop, never guess. */
+export class CatalogInvariantError extends StrataError {
+  override readonly name: string = 'CatalogInvariantError';
+  readonly code = 'internal';
+}
+
+const MIGRATIONS = [
+  `CREATE TABLE tables (
+     name TEXT PRIMARY KEY,
+     kind TEXT NOT NULL,
+     created_at TEXT NOT NULL
+   );
+   CREATE TABLE schema_versions (
+     table_name TEXT NOT NULL REFERENCES tables(name),
+     version INTEGER NOT NULL,
+     columns TEXT NOT NULL,
+     change TEXT,
+     created_at TEXT NOT NULL,
+     PRIMARY KEY (table_name, version)
+   );
+   CREATE TABLE chunks (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     table_name TEXT NOT NULL REFERENCES tables(name),
+     partition TEXT NOT NULL,
+     key TEXT NOT NULL UNIQUE,
+     shard INTEGER,
+     first_seq INTEGER,
+     last_seq INTEGER,
+     rows INTEGER NOT NULL,
+     bytes INTEGER NOT NULL,
+     min_time TEXT,
+     max_time TEXT,
+     schema_version INTEGER NOT NULL,
+     source TEXT NOT NULL,
+     created_at TEXT NOT NULL
+   );
+   CREATE INDEX chunks_by_table ON chunks(table_name, partition);
+   CREATE TABLE delivery (
+     stream TEXT NOT NULL,
+     shard INTEGER NOT NULL,
+     delivered_seq INTEGER NOT NULL,
+     updated_at TEXT NOT NULL,
+     PRIMARY KEY (stream, shard)
+   );
+   CREATE TABLE imports (
+     table_name TEXT NOT NULL,
+     content_hash TEXT NOT NULL,
+     source TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     PRIMARY KEY (table_name, content_hash)
+   );`,
+];
+
+interface ChunkRow {
+  id: number;
+  table_name: string;
+  partition: string;
+  key: string;
+  shard: number | null;
+  first_seq: number | null;
+  last_seq: number | null;
+  rows: number;
+  bytes: number;
+  min_time: string | null;
+  max_time: string | null;
+  schema_version: number;
+  source: string;
+  created_at: string;
+}
+
+const toChunk = (row: ChunkRow): ChunkInfo => ({
+  id: row.id,
+  table: row.table_name,
+  partition: row.partition,
+  key: row.key,
+  shard: row.shard,
+  firstSeq: row.first_seq,
+  lastSeq: row.last_seq,
+  rows: row.rows,
+  bytes: row.bytes,
+  minTime: row.min_time,
+  maxTime: row.max_time,
+  schemaVersion: row.schema_version,
+  source: row.source,
+  createdAt: row.created_at,
+});
+
+/**
+ * The default catalog: one SQLite file (`<data>/catalog.db`) in WAL mode with `synchronous=FULL`, so a
+ * committed registration survives a power cut. better-sqlite3 is synchronous; each method is one transaction.
+ */
+export class SqliteCatalog implements Catalog {
+  private readonly db: Database.Database;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    for (let i = version; i < MIGRATIONS.length; i++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[i]!);
+        this.db.pragma(`user_version = ${i + 1}`);
+      })();
+    }
+  }
+
+  private now(): string {
+    return new Date().toISOString();
+  }
+
+  private currentVersion(table: string): { version: number; columns: FieldSpec[] } | null {
+    const row = this.db
+      .prepare('SELECT version, columns FROM schema_versions WHERE table_name = ? ORDER BY version DESC LIMIT 1')
+      .get(table) as { version: number; columns: string } | undefined;
+    return row ? { version: row.version, columns: JSON.parse(row.columns) as FieldSpec[] } : null;
+  }
+
+  async ensureTable(name: string, kind: TableKind, columns: readonly FieldSpec[]): Promise<SchemaVersion> {
+    return this.db.transaction((): SchemaVersion => {
+      const existing = this.db.prepare('SELECT kind FROM tables WHERE name = ?').get(name) as { kind: string } | undefined;
+      const now = this.now();
+      if (!existing) this.db.prepare('INSERT INTO tables (name, kind, created_at) VALUES (?, ?, ?)').run(name, kind, now);
+      else if (existing.kind !== kind) {
+        throw new CatalogInvariantError(`table "${name}" is ${existing.kind}, not ${kind}`);
+      }
+      const current = this.currentVersion(name);
+      let change: SchemaChange | null = null;
+      if (current) {
+        change = diffSchemas(name, current.columns, columns);
+        if (change === null) {
+          const row = this.db
+            .prepare('SELECT created_at FROM schema_versions WHERE table_name = ? AND version = ?')
+            .get(name, current.version) as { created_at: string };
+          const previous = this.db
+            .prepare('SELECT change FROM schema_versions WHERE table_name = ? AND version = ?')
+            .get(name, current.version) as { change: string | null };
+          return {
+            version: current.version,
+            columns: current.columns,
+            change: previous.change ? (JSON.parse(previous.change) as SchemaChange) : null,
+            createdAt: row.created_at,
+          };
+        }
+      }
+      const version = (current?.version ?? 0) + 1;
+      this.db
+        .prepare('INSERT INTO schema_versions (table_name, version, columns, change, created_at) VALUES (?, ?, ?, ?, ?)')
+        .run(name, version, JSON.stringify(columns), change ? JSON.stringify(change) : null, now);
+      return { version, columns: [...columns], change, createdAt: now };
+    })();
+  }
+
+  async tables(): Promise<TableInfo[]> {
+    const names = this.db.prepare('SELECT name FROM tables ORDER BY name').all() as { name: string }[];
+    return names.map(({ name }) => this.tableInfo(name)!);
+  }
+
+  private tableInfo(name: string): TableInfo | null {
+    const table = this.db.prepare('SELECT name, kind, created_at FROM tables WHERE name = ?').get(name) as
+      | { name: string; kind: TableKind; created_at: string }
+      | undefined;
+    if (!table) return null;
+    const current = this.currentVersion(name)!;
+    const totals = this.db
+      .prepare('SELECT count(*) AS chunks, coalesce(sum(rows), 0) AS rows, coalesce(sum(bytes), 0) AS bytes FROM chunks WHERE table_name = ?')
+      .get(name) as { chunks: number; rows: number; bytes: number };
+    return {
+      name: table.name,
+      kind: table.kind,
+      createdAt: table.created_at,
+      schemaVersion: current.version,
+      columns: current.columns,
+      ...totals,
+    };
+  }
+
+  async table(name: string): Promise<TableDetail | null> {
+    const info = this.tableInfo(name);
+    if (!info) return null;
+    const versions = this.db
+      .prepare('SELECT version, columns, change, created_at FROM schema_versions WHERE table_name = ? ORDER BY version')
+      .all(name) as { version: number; columns: string; change: string | null; created_at: string }[];
+    const partitions = this.db
+      .prepare(
+        `SELECT partition, count(*) AS chunks, sum(rows) AS rows, sum(bytes) AS bytes,
+                min(min_time) AS minTime, max(max_time) AS maxTime
+           FROM chunks WHERE table_name = ? GROUP BY partition ORDER BY partition`,
+      )
+      .all(name) as PartitionInfo[];
+    return {
+      ...info,
+      schemaVersions: versions.map((v) => ({
+        version: v.version,
+        columns: JSON.parse(v.columns) as FieldSpec[],
+        change: v.change ? (JSON.parse(v.change) as SchemaChange) : null,
+        createdAt: v.created_at,
+      })),
+      partitions,
+      chunkList: await this.chunks(name),
+    };
+  }
+
+  async chunks(table: string): Promise<ChunkInfo[]> {
+    return (this.db.prepare('SELECT * FROM chunks WHERE table_name = ? ORDER BY id').all(table) as ChunkRow[]).map(toChunk);
+  }
+
+  async deliveredSeq(stream: string, shard: number): Promise<number> {
+    const row = this.db.prepare('SELECT delivered_seq FROM delivery WHERE stream = ? AND shard = ?').get(stream, shard) as
+      | { delivered_seq: number }
+      | undefined;
+    return row?.delivered_seq ?? 0;
+  }
+
+  private insertChunks(table: string, files: readonly NewChunkFile[], extra: { shard: number | null; firstSeq: number | null; lastSeq: number | null; source: string }) {
+    const current = this.currentVersion(table);
+    if (!current) throw new NotFoundError(`unknown table "${table}"`);
+    const insert = this.db.prepare(
+      `INSERT INTO chunks (table_name, partition, key, shard, first_seq, last_seq, rows, bytes, min_time, max_time, schema_version, source, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const now = this.now();
+    for (const file of files) {
+      insert.run(
+        table, file.partition, file.key, extra.shard, extra.firstSeq, extra.lastSeq, file.rows, file.bytes,
+        file.minTime, file.maxTime, current.version, extra.source, now,
+      );
+    }
+  }
+
+  async commitDelivery(stream: string, shard: number, firstSeq: number, lastSeq: number, files: readonly NewChunkFile[]): Promise<void> {
+    this.db.transaction(() => {
+      const delivered = this.db
+        .prepare('SELECT delivered_seq FROM delivery WHERE stream = ? AND shard = ?')
+        .get(stream, shard) as { delivered_seq: number } | undefined;
+      const expected = (delivered?.delivered_seq ?? 0) + 1;
+      if (firstSeq !== expected || lastSeq < firstSeq) {
+        throw new CatalogInvariantError(
+          `delivery of ${stream}/${shard} seqs ${firstSeq}-${lastSeq} does not follow the delivered seq ${expected - 1}`,
+        );
+      }
+      this.insertChunks(stream, files, { shard, firstSeq, lastSeq, source: 'delivery' });
+      this.db
+        .prepare(
+          `INSERT INTO delivery (stream, shard, delivered_seq, updated_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (stream, shard) DO UPDATE SET delivered_seq = excluded.delivered_seq, updated_at = excluded.updated_at`,
+        )
+        .run(stream, shard, lastSeq, this.now());
+    })();
+  }
+
+  async hasImport(table: string, contentHash: string): Promise<boolean> {
+    return this.db.prepare('SELECT 1 FROM imports WHERE table_name = ? AND content_hash = ?').get(table, contentHash) !== undefined;
+  }
+
+  async commitImport(table: string, contentHash: string, source: string, files: readonly NewChunkFile[]): Promise<void> {
+    this.db.transaction(() => {
+      const seen = this.db.prepare('SELECT source FROM imports WHERE table_name = ? AND content_hash = ?').get(table, contentHash) as
+        | { source: string }
+        | undefined;
+      if (!seen) {
+        this.db
+          .prepare('INSERT INTO imports (table_name, content_hash, source, created_at) VALUES (?, ?, ?, ?)')
+          .run(table, contentHash, source, this.now());
+      }
+      this.insertChunks(table, files, { shard: null, firstSeq: null, lastSeq: null, source: `import:${source}` });
+    })();
+  }
+
+  async objectKeys(): Promise<Set<string>> {
+    return new Set((this.db.prepare('SELECT key FROM chunks').all() as { key: string }[]).map((row) => row.key));
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
+
+export { DuplicateImportError };
