@@ -4,7 +4,7 @@ import { SqliteCatalog, type Catalog } from './catalog/index.js';
 import type { ProjectConfig } from './config/index.js';
 import { ConfigError } from './errors.js';
 import { Ingestor } from './ingest/index.js';
-import { LocalObjectStore, recoverLake, type ObjectStore } from './lake/index.js';
+import { ChunkWriter, Delivery, LocalObjectStore, recoverLake, type ObjectStore } from './lake/index.js';
 import { EmbeddedStream, type Stream } from './stream/index.js';
 
 export interface StrataOptions {
@@ -13,6 +13,8 @@ export interface StrataOptions {
   readonly dataDir: string;
   /** Told about recovery events (a torn log tail cut) and other things an operator should see once. */
   readonly log?: (message: string) => void;
+  /** Run delivery from the log into the lake (default true); tests of one layer may leave it off. */
+  readonly deliver?: boolean;
 }
 
 /**
@@ -27,6 +29,10 @@ export class Strata {
     readonly ingestor: Ingestor,
     readonly catalog: Catalog,
     readonly store: ObjectStore,
+    readonly writer: ChunkWriter,
+    readonly delivery: Delivery,
+    /** Everything opened, in opening order; closed in reverse. */
+    private readonly parts: readonly { close(): Promise<void> }[],
     private readonly lockPath: string,
   ) {}
 
@@ -53,7 +59,13 @@ export class Strata {
           options.log?.(`recovery: cut ${info.cutBytes} bytes of ${info.reason} at the tail of ${info.path}`),
       });
       opened.push(stream);
-      return new Strata(options.config, dataDir, stream, new Ingestor(stream, options.config), catalog, store, lockPath);
+      const writer = await ChunkWriter.open(store);
+      opened.push(writer);
+      const delivery = new Delivery(stream, catalog, store, writer, options.config, options.log);
+      if (options.deliver ?? true) await delivery.start();
+      opened.push({ close: () => delivery.stop() });
+      const ingestor = new Ingestor(stream, options.config);
+      return new Strata(options.config, dataDir, stream, ingestor, catalog, store, writer, delivery, opened, lockPath);
     } catch (error) {
       for (const part of opened.reverse()) await part.close();
       await rm(lockPath, { force: true });
@@ -62,8 +74,7 @@ export class Strata {
   }
 
   async close(): Promise<void> {
-    await this.stream.close();
-    await this.catalog.close();
+    for (const part of [...this.parts].reverse()) await part.close();
     await rm(this.lockPath, { force: true });
   }
 }

@@ -30,6 +30,7 @@ export interface ProjectConfig {
   readonly streams: ReadonlyMap<string, StreamConfig>;
   readonly ingest: z.output<typeof configSchema>['ingest'];
   readonly log: z.output<typeof configSchema>['log'];
+  readonly delivery: z.output<typeof configSchema>['delivery'];
 }
 
 /** Types a `strata.config.ts`: `export default defineConfig({ streams: { ... } })`. */
@@ -133,5 +134,5 @@ export function parseConfig(raw: unknown, source = 'config'): ProjectConfig {
   }
   if (problems.length > 0) throw new ConfigError(`${source}: ${problems.join('; ')}`);
   if (streams.size === 0) throw new ConfigError(`${source}: streams: declare at least one stream`);
-  return { streams, ingest: parsed.data.ingest, log: parsed.data.log };
+  return { streams, ingest: parsed.data.ingest, log: parsed.data.log, delivery: parsed.data.delivery };
 }

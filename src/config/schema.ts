@@ -40,13 +40,23 @@ const logSchema = z.strictObject({
   segmentBytes: z.number().int().min(64 * 1024).default(64 * 1024 * 1024),
 });
 
+const deliverySchema = z.strictObject({
+  /** A chunk is sealed once it holds this many records of one shard... */
+  maxRecords: z.number().int().min(1).max(10_000_000).default(100_000),
+  /** ...or this many bytes of records... */
+  maxBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(64 * 1024 * 1024),
+  /** ...or when its first record has waited this long (seconds, fractions allowed). */
+  maxSeconds: z.number().positive().max(3600).default(10),
+});
+
 /** Top-level keys that later parts of Strata will read; refused until they exist, so nothing passes silently. */
-export const NOT_YET_SUPPORTED = ['delivery', 'views', 'dashboards', 'alerts', 'policies'] as const;
+export const NOT_YET_SUPPORTED = ['views', 'dashboards', 'alerts', 'policies'] as const;
 
 export const configSchema = z.strictObject({
   streams: z.record(name('a stream name'), streamSchema),
   ingest: ingestSchema.default(ingestSchema.parse({})),
   log: logSchema.default(logSchema.parse({})),
+  delivery: deliverySchema.default(deliverySchema.parse({})),
 });
 
 /** The config as a user writes it (defaults may be left out). */

@@ -46,6 +46,7 @@ export function createHttpServer(strata: Strata, options: HttpServerOptions = {}
           shard: String(shard.shard),
           firstSeq: shard.firstSeq === null ? null : String(shard.firstSeq),
           lastSeq: String(shard.lastSeq),
+          deliveredSeq: String(strata.delivery.deliveredSeq(stream.name, shard.shard)),
           bytes: shard.bytes,
         })),
         recordsPerSecond: stats.recordsPerSecond,

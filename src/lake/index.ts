@@ -2,3 +2,5 @@
 export type { ObjectStore } from './types.js';
 export { LocalObjectStore } from './local/local-object-store.js';
 export { MANAGED_PREFIXES, recoverLake } from './recovery.js';
+export { ChunkWriter, readJsonColumns, UNKNOWN_PARTITION, type ChunkSpec } from './chunk-writer.js';
+export { Delivery, DELIVERY_CONSUMER, OFFSET_COLUMNS, type ShardDelivery } from './delivery.js';

@@ -30,6 +30,7 @@ describe('config validation', () => {
     [stream({ schema: { 'a-b': 'string' } }), /streams\.clicks\.schema\.a-b: a field name must start/],
     [{ streams: {} }, /declare at least one stream/],
     [{ ...clicksConfig(), views: {} }, /views: not supported by this version/],
+    [{ ...clicksConfig(), delivery: { maxSecs: 1 } }, /delivery: unknown key\(s\) "maxSecs"/],
   ])('refuses %j naming the stream and field', (input, message) => {
     expect(() => parseConfig(input)).toThrow(ConfigError);
     expect(() => parseConfig(input)).toThrow(message);

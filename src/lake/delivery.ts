@@ -1,0 +1,200 @@
+import { rm, writeFile } from 'node:fs/promises';
+import type { Catalog } from '../catalog/index.js';
+import type { ProjectConfig, StreamConfig } from '../config/index.js';
+import { asSeq, type Stream, type StoredRecord } from '../stream/index.js';
+import { quoteIdent, sqlString } from '../util/duckdb.js';
+import { readJsonColumns, type ChunkWriter } from './chunk-writer.js';
+import type { ObjectStore } from './types.js';
+
+/** The log consumer name delivery checkpoints under, so retention keeps what is not delivered yet. */
+export const DELIVERY_CONSUMER = 'delivery';
+
+/** Offset columns every raw table carries beside the stream's own: where each row came from in the log. */
+export const OFFSET_COLUMNS = { __shard: 'INTEGER', __seq: 'BIGINT' } as const;
+
+/** Records read from the log per call, so a buffer never overshoots its byte bound by much. */
+const READ_BATCH = 10_000;
+/** Wait before retrying a chunk whose write failed. */
+const RETRY_MS = 1_000;
+
+export interface ShardDelivery {
+  readonly stream: string;
+  readonly shard: number;
+  /** The last seq registered in the catalog. */
+  readonly deliveredSeq: number;
+  /** Records read from the log and waiting to be sealed. */
+  readonly buffered: number;
+  /** The last failure to write a chunk, if the shard is retrying. */
+  readonly lastError: string | null;
+}
+
+interface ShardState {
+  stream: StreamConfig;
+  shard: number;
+  deliveredSeq: number;
+  buffer: StoredRecord[];
+  bufferBytes: number;
+  bufferedSince: number;
+  lastError: string | null;
+}
+
+/**
+ * Delivery, the Firehose role: a consumer of the stream log that seals contiguous offset ranges of each shard
+ * into chunks of the master dataset. A chunk is sealed at `delivery.maxRecords`, `maxBytes` or `maxSeconds`
+ * after its first record, whichever comes first; its Parquet files are published, then registered in the
+ * catalog together with the shard's delivered seq in one transaction.
+ *
+ * Crash safety: the delivered seq moves only in that transaction, so after a crash delivery resumes right
+ * after the last registered chunk, and files published but not registered are removed by lake recovery.
+ * Every acked record therefore lands in the lake exactly once.
+ */
+export class Delivery {
+  private readonly shards: ShardState[] = [];
+  private running = false;
+  private loops: Promise<void>[] = [];
+  private wake: (() => void)[] = [];
+
+  constructor(
+    private readonly stream: Stream,
+    private readonly catalog: Catalog,
+    private readonly store: ObjectStore,
+    private readonly writer: ChunkWriter,
+    private readonly config: ProjectConfig,
+    private readonly log: (message: string) => void = () => {},
+  ) {}
+
+  /** Reads each shard's delivered seq and starts one delivery loop per shard. */
+  async start(): Promise<void> {
+    for (const stream of this.config.streams.values()) {
+      for (let shard = 0; shard < stream.shards; shard++) {
+        this.shards.push({
+          stream,
+          shard,
+          deliveredSeq: await this.catalog.deliveredSeq(stream.name, shard),
+          buffer: [],
+          bufferBytes: 0,
+          bufferedSince: 0,
+          lastError: null,
+        });
+      }
+    }
+    this.running = true;
+    this.loops = this.shards.map((state) => this.run(state));
+  }
+
+  status(): ShardDelivery[] {
+    return this.shards.map((state) => ({
+      stream: state.stream.name,
+      shard: state.shard,
+      deliveredSeq: state.deliveredSeq,
+      buffered: state.buffer.length,
+      lastError: state.lastError,
+    }));
+  }
+
+  /** The delivered seq of one shard, 0 before anything was delivered. */
+  deliveredSeq(stream: string, shard: number): number {
+    return this.shards.find((state) => state.stream.name === stream && state.shard === shard)?.deliveredSeq ?? 0;
+  }
+
+  /** Stops every loop; records buffered but not sealed are delivered again after the next start. */
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const wake of this.wake) wake();
+    await Promise.all(this.loops);
+  }
+
+  private async run(state: ShardState): Promise<void> {
+    const { maxRecords, maxBytes, maxSeconds } = this.config.delivery;
+    const name = state.stream.name;
+    while (this.running) {
+      const nextSeq = state.deliveredSeq + state.buffer.length + 1;
+      const due = state.buffer.length > 0 ? state.bufferedSince + maxSeconds * 1000 : Infinity;
+      const records = await this.stream.read(name, state.shard, asSeq(nextSeq), Math.min(READ_BATCH, maxRecords - state.buffer.length));
+      if (records.length > 0) {
+        if (records[0]!.seq !== nextSeq) {
+          throw new Error(`delivery of ${name}/${state.shard} expected seq ${nextSeq}, the log gave ${records[0]!.seq}`);
+        }
+        if (state.buffer.length === 0) state.bufferedSince = Date.now();
+        for (const record of records) {
+          state.buffer.push(record);
+          state.bufferBytes += record.data.length;
+        }
+      }
+      const full = state.buffer.length >= maxRecords || state.bufferBytes >= maxBytes;
+      if (state.buffer.length > 0 && (full || Date.now() >= due)) {
+        await this.seal(state);
+        continue;
+      }
+      if (records.length === 0) {
+        const wait = Math.max(1, Math.min(due - Date.now(), 1_000));
+        await this.idle(this.stream.waitForAppend(name, state.shard, asSeq(nextSeq - 1), wait));
+      }
+    }
+  }
+
+  /** Waits for `promise`, or for {@link stop}. */
+  private async idle(promise: Promise<unknown>): Promise<void> {
+    let wake: () => void = () => {};
+    const stopped = new Promise<void>((resolve) => (wake = resolve));
+    this.wake.push(wake);
+    try {
+      await Promise.race([promise, stopped]);
+    } finally {
+      this.wake = this.wake.filter((w) => w !== wake);
+    }
+  }
+
+  private async seal(state: ShardState): Promise<void> {
+    const records = state.buffer;
+    const firstSeq = state.deliveredSeq + 1;
+    const lastSeq = state.deliveredSeq + records.length;
+    const name = state.stream.name;
+    const staged = this.store.stagingPath(`${name}-${state.shard}-${firstSeq}-${lastSeq}-ndjson`);
+    try {
+      await writeFile(staged, withOffsets(records, state.shard));
+      const columns = readJsonColumns(state.stream.fields, OFFSET_COLUMNS);
+      const select = [...state.stream.fields.map((field) => quoteIdent(field.name)), '__shard', '__seq'].join(', ');
+      const files = await this.writer.write({
+        prefix: `raw/${name}`,
+        stem: `${state.shard}-${firstSeq}-${lastSeq}`,
+        eventTime: state.stream.eventTime,
+        source: `SELECT ${select} FROM read_json(${sqlString(staged)}, format = 'newline_delimited', columns = ${columns})`,
+      });
+      await this.catalog.commitDelivery(name, state.shard, firstSeq, lastSeq, files);
+      state.deliveredSeq = lastSeq;
+      state.buffer = [];
+      state.bufferBytes = 0;
+      state.lastError = null;
+      await this.stream.commitCheckpoint(DELIVERY_CONSUMER, name, state.shard, asSeq(lastSeq));
+    } catch (error) {
+      state.lastError = (error as Error).message;
+      this.log(`delivery of ${name}/${state.shard} seqs ${firstSeq}-${lastSeq} failed, retrying: ${state.lastError}`);
+      await this.idle(new Promise((resolve) => setTimeout(resolve, RETRY_MS)));
+    } finally {
+      await rm(staged, { force: true });
+    }
+  }
+}
+
+/** The records as NDJSON, each object given its offset columns first. */
+function withOffsets(records: readonly StoredRecord[], shard: number): Buffer {
+  const parts: Buffer[] = [];
+  for (const record of records) {
+    const data = record.data;
+    // Every stored record is a JSON object (ingest refuses anything else); an empty one has no field to follow.
+    const empty = isEmptyObject(data);
+    parts.push(Buffer.from(`{"__shard":${shard},"__seq":${record.seq}${empty ? '}' : ','}`), empty ? Buffer.alloc(0) : data.subarray(1), NEWLINE);
+  }
+  return Buffer.concat(parts);
+}
+
+const NEWLINE = Buffer.from('\n');
+
+function isEmptyObject(data: Buffer): boolean {
+  for (let i = 1; i < data.length; i++) {
+    const c = data[i];
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return c === 0x7d; // '}'
+  }
+  return false;
+}
