@@ -3,9 +3,28 @@ import { join, resolve } from 'node:path';
 import { SqliteCatalog, type Catalog } from './catalog/index.js';
 import type { ProjectConfig } from './config/index.js';
 import { ConfigError } from './errors.js';
-import { Ingestor } from './ingest/index.js';
+import { Ingestor, type IngestStats } from './ingest/index.js';
 import { ChunkWriter, Delivery, LocalObjectStore, recoverLake, type ObjectStore } from './lake/index.js';
-import { EmbeddedStream, type Stream } from './stream/index.js';
+import { asSeq, EmbeddedStream, type Stream } from './stream/index.js';
+
+/** One shard's position in every layer. */
+export interface ShardStatus {
+  readonly shard: number;
+  readonly firstSeq: number | null;
+  readonly lastSeq: number;
+  readonly deliveredSeq: number;
+  readonly deliveryLagRecords: number;
+  readonly deliveryLagSeconds: number;
+  readonly logBytes: number;
+}
+
+/** One stream's state across the layers. */
+export interface StreamStatus {
+  readonly name: string;
+  readonly shards: readonly ShardStatus[];
+  readonly ingest: IngestStats;
+  readonly lake: { readonly chunks: number; readonly rows: number; readonly bytes: number };
+}
 
 export interface StrataOptions {
   readonly config: ProjectConfig;
@@ -71,6 +90,46 @@ export class Strata {
       await rm(lockPath, { force: true });
       throw error;
     }
+  }
+
+  /**
+   * Every stream's state across the layers, as `GET /v1/streams` and `strata status` show it: per shard the
+   * last and delivered seq and the delivery lag (records, and seconds since the oldest undelivered record was
+   * appended); per stream the ingest rate and counters and what the lake holds.
+   */
+  async streamStatus(): Promise<StreamStatus[]> {
+    const now = Date.now();
+    const tables = new Map((await this.catalog.tables()).map((table) => [table.name, table]));
+    const out: StreamStatus[] = [];
+    for (const stream of this.config.streams.values()) {
+      const shards: ShardStatus[] = [];
+      for (const shard of this.stream.shards(stream.name)) {
+        const deliveredSeq = this.delivery.deliveredSeq(stream.name, shard.shard);
+        const lagRecords = shard.lastSeq - deliveredSeq;
+        let lagSeconds = 0;
+        if (lagRecords > 0) {
+          const [oldest] = await this.stream.read(stream.name, shard.shard, asSeq(deliveredSeq + 1), 1);
+          if (oldest) lagSeconds = Math.max(0, (now - oldest.appendedAt) / 1000);
+        }
+        shards.push({
+          shard: shard.shard,
+          firstSeq: shard.firstSeq,
+          lastSeq: shard.lastSeq,
+          deliveredSeq,
+          deliveryLagRecords: lagRecords,
+          deliveryLagSeconds: lagSeconds,
+          logBytes: shard.bytes,
+        });
+      }
+      const table = tables.get(stream.name);
+      out.push({
+        name: stream.name,
+        shards,
+        ingest: this.ingestor.stats(stream.name),
+        lake: { chunks: table?.chunks ?? 0, rows: table?.rows ?? 0, bytes: table?.bytes ?? 0 },
+      });
+    }
+    return out;
   }
 
   async close(): Promise<void> {

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { ingestCommand } from './ingest-command.js';
 import { demoCommand } from './demo-command.js';
 import { startCommand } from './start-command.js';
+import { statusCommand } from './status-command.js';
 
 /** Builds the `strata` command line: one subcommand per file beside this one. */
 export function buildProgram(): Command {
@@ -11,6 +12,7 @@ export function buildProgram(): Command {
   program.addCommand(startCommand());
   program.addCommand(demoCommand());
   program.addCommand(ingestCommand());
+  program.addCommand(statusCommand());
   return program;
 }
 

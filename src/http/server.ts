@@ -38,22 +38,22 @@ export function createHttpServer(strata: Strata, options: HttpServerOptions = {}
   app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(landingPage(strata)));
 
   app.get('/v1/streams', async () => ({
-    streams: [...strata.config.streams.values()].map((stream) => {
-      const stats = strata.ingestor.stats(stream.name);
-      return {
-        name: stream.name,
-        shards: strata.stream.shards(stream.name).map((shard) => ({
-          shard: String(shard.shard),
-          firstSeq: shard.firstSeq === null ? null : String(shard.firstSeq),
-          lastSeq: String(shard.lastSeq),
-          deliveredSeq: String(strata.delivery.deliveredSeq(stream.name, shard.shard)),
-          bytes: shard.bytes,
-        })),
-        recordsPerSecond: stats.recordsPerSecond,
-        accepted: stats.accepted,
-        failed: stats.failed,
-      };
-    }),
+    streams: (await strata.streamStatus()).map((stream) => ({
+      name: stream.name,
+      shards: stream.shards.map((shard) => ({
+        shard: String(shard.shard),
+        firstSeq: shard.firstSeq === null ? null : String(shard.firstSeq),
+        lastSeq: String(shard.lastSeq),
+        deliveredSeq: String(shard.deliveredSeq),
+        deliveryLagRecords: shard.deliveryLagRecords,
+        deliveryLagSeconds: shard.deliveryLagSeconds,
+        logBytes: shard.logBytes,
+      })),
+      recordsPerSecond: stream.ingest.recordsPerSecond,
+      accepted: stream.ingest.accepted,
+      failed: stream.ingest.failed,
+      lake: stream.lake,
+    })),
   }));
 
   app.post<{ Params: { stream: string } }>(

@@ -1,0 +1,78 @@
+import { Command } from 'commander';
+
+interface StreamsAnswer {
+  streams: {
+    name: string;
+    shards: {
+      shard: string;
+      lastSeq: string;
+      deliveredSeq: string;
+      deliveryLagRecords: number;
+      deliveryLagSeconds: number;
+      logBytes: number;
+    }[];
+    recordsPerSecond: number;
+    accepted: number;
+    failed: number;
+    lake: { chunks: number; rows: number; bytes: number };
+  }[];
+}
+
+const number = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 1 });
+
+/** Bytes for people: 1.2 MB. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+/** Renders `GET /v1/streams` as the text `strata status` prints. */
+export function renderStatus(answer: StreamsAnswer): string {
+  const lines: string[] = [];
+  for (const stream of answer.streams) {
+    lines.push(
+      `stream ${stream.name}: ${stream.shards.length} shards, ${number(stream.recordsPerSecond)} records/s, ` +
+        `${number(stream.accepted)} accepted and ${number(stream.failed)} refused since start`,
+    );
+    const rows = [
+      ['shard', 'last seq', 'delivered seq', 'lag (records)', 'lag (s)', 'log'],
+      ...stream.shards.map((s) => [
+        s.shard,
+        s.lastSeq,
+        s.deliveredSeq,
+        number(s.deliveryLagRecords),
+        s.deliveryLagSeconds.toFixed(1),
+        formatBytes(s.logBytes),
+      ]),
+    ];
+    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
+    for (const row of rows) lines.push(`  ${row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')}`.trimEnd());
+    lines.push(`  lake: ${number(stream.lake.chunks)} chunk files, ${number(stream.lake.rows)} rows, ${formatBytes(stream.lake.bytes)}`);
+  }
+  return lines.join('\n');
+}
+
+export function statusCommand(): Command {
+  return new Command('status')
+    .description('per stream: last and delivered seq per shard, delivery lag, and what the lake holds')
+    .option('--url <url>', 'the Strata server', 'http://127.0.0.1:7070')
+    .option('--json', 'print the JSON answer of GET /v1/streams')
+    .addHelpText('after', '\nExample:\n  strata status --url http://127.0.0.1:7070')
+    .action(async (options: { url: string; json?: boolean }) => {
+      let response: Response;
+      try {
+        response = await fetch(new URL('/v1/streams', options.url));
+      } catch {
+        throw new Error(`no Strata server answers at ${options.url}; start one with \`strata start\``);
+      }
+      if (!response.ok) throw new Error(`${options.url} answered ${response.status}: ${await response.text()}`);
+      const answer = (await response.json()) as StreamsAnswer;
+      console.log(options.json ? JSON.stringify(answer, null, 2) : renderStatus(answer));
+    });
+}

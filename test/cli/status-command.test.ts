@@ -1,0 +1,59 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { clicksConfig, postRecords, removeDir, startInProcess, tempDir, waitForDelivery, type RunningStrata } from '../fixtures/strata.js';
+
+const run = promisify(execFile);
+
+const clicks = (n: number) =>
+  JSON.stringify(
+    Array.from({ length: n }, (_, i) => ({ event_id: `e${i}`, ts: '2026-11-25T10:00:00Z', user_id: `u${i}`, page: '/', amount: 1 })),
+  );
+
+describe('strata status', () => {
+  let dir: string;
+  let server: RunningStrata;
+  afterEach(async () => {
+    await server.close();
+    await removeDir(dir);
+  });
+
+  it('shows last and delivered seq per shard, and the lake, once delivery caught up', async () => {
+    dir = await tempDir();
+    server = await startInProcess(clicksConfig({ delivery: { maxSeconds: 0.1 } }, 2), dir);
+    await postRecords(server.url, 'clicks', clicks(50));
+    await waitForDelivery(server);
+    const { stdout } = await run(process.execPath, ['bin/strata.js', 'status', '--url', server.url]);
+    expect(stdout).toMatch(/^stream clicks: 2 shards/);
+    const shardLines = stdout.split('\n').filter((line) => /^ {2}[01] /.test(line));
+    expect(shardLines).toHaveLength(2);
+    let total = 0;
+    for (const line of shardLines) {
+      const [, last, delivered, lag] = line.trim().split(/\s+/);
+      expect(delivered).toBe(last);
+      expect(lag).toBe('0');
+      total += Number(last);
+    }
+    expect(total).toBe(50);
+    expect(stdout).toMatch(/lake: \d+ chunk files, 50 rows, [\d.]+ KB/);
+  });
+
+  it('reports the delivery lag in records and seconds while records wait', async () => {
+    dir = await tempDir();
+    server = await startInProcess(clicksConfig({ delivery: { maxSeconds: 3600 } }, 1), dir);
+    await postRecords(server.url, 'clicks', clicks(30));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const { stdout } = await run(process.execPath, ['bin/strata.js', 'status', '--url', server.url, '--json']);
+    const shard = (JSON.parse(stdout) as { streams: { shards: { deliveryLagRecords: number; deliveryLagSeconds: number }[] }[] })
+      .streams[0]!.shards[0]!;
+    expect(shard.deliveryLagRecords).toBe(30);
+    expect(shard.deliveryLagSeconds).toBeGreaterThan(0.2);
+  });
+
+  it('says when no server answers', async () => {
+    dir = await tempDir();
+    server = await startInProcess(clicksConfig(), dir);
+    const failed = await run(process.execPath, ['bin/strata.js', 'status', '--url', 'http://127.0.0.1:1']).catch((error: { stderr: string; code: number }) => error);
+    expect(failed).toMatchObject({ code: 1, stderr: expect.stringContaining('no Strata server answers at http://127.0.0.1:1') });
+  });
+});
