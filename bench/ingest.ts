@@ -70,13 +70,13 @@ export function measureParseCeiling(bodies: readonly Buffer[], seconds: number):
   return { eventsPerSecond: events / (elapsed / 1000), events };
 }
 
-interface LoadRun {
+export interface LoadRun {
   readonly result: LoadResult;
   readonly stderr: string;
 }
 
 /** Runs bench/ingest-load.ts as its own process and reads its one-line JSON result. */
-async function runLoadProcess(args: string[], timeoutMs: number): Promise<LoadRun> {
+export async function runLoadProcess(args: string[], timeoutMs: number): Promise<LoadRun> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bench', 'ingest-load.ts'), ...args], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -15,6 +15,7 @@ import { cleanUpOnSignals, runAllCleanups } from './lib/cleanup.js';
 /** The benchmarks, in the order `npm run bench` runs them. */
 const BENCHMARKS: readonly { readonly name: string; readonly load: () => Promise<{ default: Benchmark }> }[] = [
   { name: 'ingest', load: () => import('./ingest.js') },
+  { name: 'delivery', load: () => import('./delivery.js') },
 ];
 
 const RUNNER_OPTIONS: Record<string, BenchOption> = {

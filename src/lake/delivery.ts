@@ -177,19 +177,28 @@ export class Delivery {
   }
 }
 
-/** The records as NDJSON, each object given its offset columns first. */
+/** The records as NDJSON, each object given its offset columns first, written into one buffer. */
 function withOffsets(records: readonly StoredRecord[], shard: number): Buffer {
-  const parts: Buffer[] = [];
-  for (const record of records) {
-    const data = record.data;
+  const prefixes = new Array<string>(records.length);
+  let size = 0;
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i]!;
     // Every stored record is a JSON object (ingest refuses anything else); an empty one has no field to follow.
-    const empty = isEmptyObject(data);
-    parts.push(Buffer.from(`{"__shard":${shard},"__seq":${record.seq}${empty ? '}' : ','}`), empty ? Buffer.alloc(0) : data.subarray(1), NEWLINE);
+    const empty = isEmptyObject(record.data);
+    prefixes[i] = `{"__shard":${shard},"__seq":${record.seq}${empty ? '}' : ','}`;
+    size += prefixes[i]!.length + (empty ? 0 : record.data.length - 1) + 1;
   }
-  return Buffer.concat(parts);
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (let i = 0; i < records.length; i++) {
+    const data = records[i]!.data;
+    at += out.write(prefixes[i]!, at, 'latin1');
+    if (prefixes[i]!.endsWith(',')) at += data.copy(out, at, 1);
+    out[at++] = 0x0a;
+  }
+  if (at !== size) throw new Error(`delivery staged ${at} bytes where ${size} were expected`);
+  return out;
 }
-
-const NEWLINE = Buffer.from('\n');
 
 function isEmptyObject(data: Buffer): boolean {
   for (let i = 1; i < data.length; i++) {

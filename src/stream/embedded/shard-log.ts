@@ -261,7 +261,8 @@ export class ShardLog {
           const seq = decoded.baseSeq + k;
           if (seq < fromSeq) continue;
           if (seq > durableSeq) return;
-          out.push({ seq: asSeq(seq), appendedAt: decoded.appendedAt, data: Buffer.from(records[k]!) });
+          // A view into this read's own buffer, not a copy: the buffer is never reused, so the view stays valid.
+          out.push({ seq: asSeq(seq), appendedAt: decoded.appendedAt, data: records[k]! });
           wanted--;
         }
         position += decoded.length;
