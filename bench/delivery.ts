@@ -23,7 +23,8 @@ const INGEST_TARGET = 300_000;
 async function drain(events: number): Promise<{ recordsPerSecond: number; megabytesPerSecond: number; seconds: number; files: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'strata-bench-delivery-'));
   const removeDir = onCleanup(() => rm(dir, { recursive: true, force: true }));
-  const config = parseConfig({ streams: { clicks: CLICKS_STREAM } });
+  // Chunks seal on size here: the time bound would only add its wait to the last partial chunk of each shard.
+  const config = parseConfig({ streams: { clicks: CLICKS_STREAM }, delivery: { maxSeconds: 0.2 } });
   const strata = await Strata.open({ config, dataDir: dir, deliver: false });
   try {
     const { bodies } = generateClickBodies({ seed: 7, bodies: 200, eventsPerBody: 500 });

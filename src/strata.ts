@@ -4,7 +4,7 @@ import { SqliteCatalog, type Catalog } from './catalog/index.js';
 import type { ProjectConfig } from './config/index.js';
 import { ConfigError } from './errors.js';
 import { Ingestor, type IngestStats } from './ingest/index.js';
-import { ChunkWriter, Delivery, LocalObjectStore, recoverLake, type ObjectStore } from './lake/index.js';
+import { ChunkWriter, DeliveryThread, LocalObjectStore, recoverLake, type ObjectStore } from './lake/index.js';
 import { asSeq, EmbeddedStream, type Stream } from './stream/index.js';
 
 /** One shard's position in every layer. */
@@ -49,7 +49,7 @@ export class Strata {
     readonly catalog: Catalog,
     readonly store: ObjectStore,
     readonly writer: ChunkWriter,
-    readonly delivery: Delivery,
+    readonly delivery: DeliveryThread,
     /** Everything opened, in opening order; closed in reverse. */
     private readonly parts: readonly { close(): Promise<void> }[],
     private readonly lockPath: string,
@@ -70,17 +70,20 @@ export class Strata {
       await store.init();
       const removed = await recoverLake(store, catalog);
       if (removed.length > 0) options.log?.(`recovery: removed ${removed.length} lake file(s) the catalog does not list`);
+      const deliveryRef: { thread?: DeliveryThread } = {};
       const stream = await EmbeddedStream.open({
         dir: join(dataDir, 'stream'),
         streams: Object.fromEntries([...options.config.streams.values()].map((s) => [s.name, { shards: s.shards }])),
         segmentBytes: options.config.log.segmentBytes,
         onTruncate: (info) =>
           options.log?.(`recovery: cut ${info.cutBytes} bytes of ${info.reason} at the tail of ${info.path}`),
+        onDurable: (name, shard, seq) => deliveryRef.thread?.noteDurable(name, shard, seq),
       });
       opened.push(stream);
       const writer = await ChunkWriter.open(store);
       opened.push(writer);
-      const delivery = new Delivery(stream, catalog, store, writer, options.config, options.log);
+      const delivery = new DeliveryThread(dataDir, options.config, stream, options.log);
+      deliveryRef.thread = delivery;
       if (options.deliver ?? true) await delivery.start();
       opened.push({ close: () => delivery.stop() });
       const ingestor = new Ingestor(stream, options.config);

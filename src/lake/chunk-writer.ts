@@ -40,8 +40,13 @@ export class ChunkWriter {
   static async open(store: ObjectStore, options: { memoryLimit?: string; threads?: number } = {}): Promise<ChunkWriter> {
     const instance = await DuckDBInstance.create(':memory:', {
       memory_limit: options.memoryLimit ?? '2GB',
-      threads: String(options.threads ?? 2),
+      threads: String(options.threads ?? 1),
     });
+    // The lake's timestamps are UTC: a source text without an offset (a CSV import) is read as UTC, whatever
+    // the machine's time zone. ICU loads on first use, so this cannot be a creation option.
+    const connection = await instance.connect();
+    await connection.run(`SET GLOBAL TimeZone = 'UTC'`);
+    connection.closeSync();
     return new ChunkWriter(store, instance);
   }
 

@@ -1,7 +1,7 @@
 import { rm, writeFile } from 'node:fs/promises';
 import type { Catalog } from '../catalog/index.js';
 import type { ProjectConfig, StreamConfig } from '../config/index.js';
-import { asSeq, type Stream, type StoredRecord } from '../stream/index.js';
+import { asSeq, type RecordBatch, type Stream } from '../stream/index.js';
 import { quoteIdent, sqlString } from '../util/duckdb.js';
 import { readJsonColumns, type ChunkWriter } from './chunk-writer.js';
 import type { ObjectStore } from './types.js';
@@ -28,11 +28,26 @@ export interface ShardDelivery {
   readonly lastError: string | null;
 }
 
+/** What delivery needs of the log: reading, waiting for appends, and telling retention what it is done with. */
+export type DeliverySource = Pick<Stream, 'readBatch' | 'waitForAppend' | 'commitCheckpoint'>;
+
+export interface DeliveryParts {
+  readonly stream: DeliverySource;
+  readonly catalog: Catalog;
+  readonly store: ObjectStore;
+  readonly writer: ChunkWriter;
+  readonly config: ProjectConfig;
+  readonly log?: (message: string) => void;
+  /** Told after each chunk is registered: the shard's new delivered seq. */
+  readonly onDelivered?: (stream: string, shard: number, seq: number) => void;
+}
+
 interface ShardState {
   stream: StreamConfig;
   shard: number;
   deliveredSeq: number;
-  buffer: StoredRecord[];
+  buffer: RecordBatch[];
+  buffered: number;
   bufferBytes: number;
   bufferedSince: number;
   lastError: string | null;
@@ -54,14 +69,23 @@ export class Delivery {
   private loops: Promise<void>[] = [];
   private wake: (() => void)[] = [];
 
-  constructor(
-    private readonly stream: Stream,
-    private readonly catalog: Catalog,
-    private readonly store: ObjectStore,
-    private readonly writer: ChunkWriter,
-    private readonly config: ProjectConfig,
-    private readonly log: (message: string) => void = () => {},
-  ) {}
+  private readonly stream: DeliverySource;
+  private readonly catalog: Catalog;
+  private readonly store: ObjectStore;
+  private readonly writer: ChunkWriter;
+  private readonly config: ProjectConfig;
+  private readonly log: (message: string) => void;
+  private readonly onDelivered: (stream: string, shard: number, seq: number) => void;
+
+  constructor(parts: DeliveryParts) {
+    this.stream = parts.stream;
+    this.catalog = parts.catalog;
+    this.store = parts.store;
+    this.writer = parts.writer;
+    this.config = parts.config;
+    this.log = parts.log ?? (() => {});
+    this.onDelivered = parts.onDelivered ?? (() => {});
+  }
 
   /** Reads each shard's delivered seq and starts one delivery loop per shard. */
   async start(): Promise<void> {
@@ -72,6 +96,7 @@ export class Delivery {
           shard,
           deliveredSeq: await this.catalog.deliveredSeq(stream.name, shard),
           buffer: [],
+          buffered: 0,
           bufferBytes: 0,
           bufferedSince: 0,
           lastError: null,
@@ -87,7 +112,7 @@ export class Delivery {
       stream: state.stream.name,
       shard: state.shard,
       deliveredSeq: state.deliveredSeq,
-      buffered: state.buffer.length,
+      buffered: state.buffered,
       lastError: state.lastError,
     }));
   }
@@ -108,25 +133,24 @@ export class Delivery {
     const { maxRecords, maxBytes, maxSeconds } = this.config.delivery;
     const name = state.stream.name;
     while (this.running) {
-      const nextSeq = state.deliveredSeq + state.buffer.length + 1;
-      const due = state.buffer.length > 0 ? state.bufferedSince + maxSeconds * 1000 : Infinity;
-      const records = await this.stream.read(name, state.shard, asSeq(nextSeq), Math.min(READ_BATCH, maxRecords - state.buffer.length));
-      if (records.length > 0) {
-        if (records[0]!.seq !== nextSeq) {
-          throw new Error(`delivery of ${name}/${state.shard} expected seq ${nextSeq}, the log gave ${records[0]!.seq}`);
+      const nextSeq = state.deliveredSeq + state.buffered + 1;
+      const due = state.buffered > 0 ? state.bufferedSince + maxSeconds * 1000 : Infinity;
+      const batch = await this.stream.readBatch(name, state.shard, asSeq(nextSeq), Math.min(READ_BATCH, maxRecords - state.buffered));
+      if (batch.count > 0) {
+        if (batch.firstSeq !== nextSeq) {
+          throw new Error(`delivery of ${name}/${state.shard} expected seq ${nextSeq}, the log gave ${batch.firstSeq}`);
         }
-        if (state.buffer.length === 0) state.bufferedSince = Date.now();
-        for (const record of records) {
-          state.buffer.push(record);
-          state.bufferBytes += record.data.length;
-        }
+        if (state.buffered === 0) state.bufferedSince = Date.now();
+        state.buffer.push(batch);
+        state.buffered += batch.count;
+        state.bufferBytes += batch.bytes;
       }
-      const full = state.buffer.length >= maxRecords || state.bufferBytes >= maxBytes;
-      if (state.buffer.length > 0 && (full || Date.now() >= due)) {
+      const full = state.buffered >= maxRecords || state.bufferBytes >= maxBytes;
+      if (state.buffered > 0 && (full || Date.now() >= due)) {
         await this.seal(state);
         continue;
       }
-      if (records.length === 0) {
+      if (batch.count === 0) {
         const wait = Math.max(1, Math.min(due - Date.now(), 1_000));
         await this.idle(this.stream.waitForAppend(name, state.shard, asSeq(nextSeq - 1), wait));
       }
@@ -146,13 +170,12 @@ export class Delivery {
   }
 
   private async seal(state: ShardState): Promise<void> {
-    const records = state.buffer;
     const firstSeq = state.deliveredSeq + 1;
-    const lastSeq = state.deliveredSeq + records.length;
+    const lastSeq = state.deliveredSeq + state.buffered;
     const name = state.stream.name;
     const staged = this.store.stagingPath(`${name}-${state.shard}-${firstSeq}-${lastSeq}-ndjson`);
     try {
-      await writeFile(staged, withOffsets(records, state.shard));
+      await writeFile(staged, withOffsets(state.buffer, state.buffered, state.bufferBytes, state.shard));
       const columns = readJsonColumns(state.stream.fields, OFFSET_COLUMNS);
       const select = [...state.stream.fields.map((field) => quoteIdent(field.name)), '__shard', '__seq'].join(', ');
       const files = await this.writer.write({
@@ -164,8 +187,10 @@ export class Delivery {
       await this.catalog.commitDelivery(name, state.shard, firstSeq, lastSeq, files);
       state.deliveredSeq = lastSeq;
       state.buffer = [];
+      state.buffered = 0;
       state.bufferBytes = 0;
       state.lastError = null;
+      this.onDelivered(name, state.shard, lastSeq);
       await this.stream.commitCheckpoint(DELIVERY_CONSUMER, name, state.shard, asSeq(lastSeq));
     } catch (error) {
       state.lastError = (error as Error).message;
@@ -177,31 +202,46 @@ export class Delivery {
   }
 }
 
-/** The records as NDJSON, each object given its offset columns first, written into one buffer. */
-function withOffsets(records: readonly StoredRecord[], shard: number): Buffer {
-  const prefixes = new Array<string>(records.length);
-  let size = 0;
-  for (let i = 0; i < records.length; i++) {
-    const record = records[i]!;
-    // Every stored record is a JSON object (ingest refuses anything else); an empty one has no field to follow.
-    const empty = isEmptyObject(record.data);
-    prefixes[i] = `{"__shard":${shard},"__seq":${record.seq}${empty ? '}' : ','}`;
-    size += prefixes[i]!.length + (empty ? 0 : record.data.length - 1) + 1;
-  }
-  const out = Buffer.allocUnsafe(size);
+/** Most bytes the offset columns add to one line: `{"__shard":` + 10 digits + `,"__seq":` + 16 digits + `,` + newline. */
+const MAX_PREFIX_BYTES = 48;
+
+/**
+ * The records as NDJSON, each object given its offset columns first, written straight into one buffer with
+ * no object or string per record (this runs for every delivered record).
+ */
+function withOffsets(batches: readonly RecordBatch[], count: number, bytes: number, shard: number): Buffer {
+  const out = Buffer.allocUnsafe(bytes + count * MAX_PREFIX_BYTES);
+  const shardPrefix = Buffer.from(`{"__shard":${shard},"__seq":`, 'latin1');
   let at = 0;
-  for (let i = 0; i < records.length; i++) {
-    const data = records[i]!.data;
-    at += out.write(prefixes[i]!, at, 'latin1');
-    if (prefixes[i]!.endsWith(',')) at += data.copy(out, at, 1);
-    out[at++] = 0x0a;
+  let expected = batches[0]?.firstSeq ?? 0;
+  for (const batch of batches) {
+    batch.forEach((seq, body, start, end) => {
+      if (seq !== expected) throw new Error(`delivery staged seq ${seq} where ${expected} was expected`);
+      expected++;
+      at += shardPrefix.copy(out, at);
+      at += writeDigits(out, at, seq);
+      // Every stored record is a JSON object (ingest refuses anything else); an empty one has no field to follow.
+      if (isEmptyObject(body, start, end)) out[at++] = 0x7d; // '}'
+      else {
+        out[at++] = 0x2c; // ','
+        at += body.copy(out, at, start + 1, end);
+      }
+      out[at++] = 0x0a;
+    });
   }
-  if (at !== size) throw new Error(`delivery staged ${at} bytes where ${size} were expected`);
-  return out;
+  return out.subarray(0, at);
 }
 
-function isEmptyObject(data: Buffer): boolean {
-  for (let i = 1; i < data.length; i++) {
+/** Writes a non-negative integer's decimal digits at `at`; answers how many. */
+function writeDigits(out: Buffer, at: number, value: number): number {
+  let digits = 1;
+  for (let v = value; v >= 10; v = Math.floor(v / 10)) digits++;
+  for (let i = digits - 1, v = value; i >= 0; i--, v = Math.floor(v / 10)) out[at + i] = 0x30 + (v % 10);
+  return digits;
+}
+
+function isEmptyObject(data: Buffer, start: number, end: number): boolean {
+  for (let i = start + 1; i < end; i++) {
     const c = data[i];
     if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return c === 0x7d; // '}'
   }

@@ -30,6 +30,22 @@ export interface StoredRecord {
   readonly data: Buffer;
 }
 
+/**
+ * Consecutive records of one shard read in bulk, without an object per record: for consumers that move many
+ * records at once (delivery), where per-record objects would cost more than the work itself.
+ */
+export interface RecordBatch {
+  /** The seq of the first record; the others follow consecutively. */
+  readonly firstSeq: Seq;
+  readonly count: number;
+  /** Bytes read, framing included: a bound on the records' size. */
+  readonly bytes: number;
+  /** When the first record was appended, in ms since the epoch. */
+  readonly firstAppendedAt: number;
+  /** Calls `visit` for each record in seq order with its bytes as `body[start, end)`, valid during the call. */
+  forEach(visit: (seq: number, body: Buffer, start: number, end: number) => void): void;
+}
+
 /** The state of one shard, as `GET /v1/streams` shows it. */
 export interface ShardState {
   readonly shard: number;
@@ -56,6 +72,8 @@ export interface Stream {
   append(stream: string, shard: number, records: readonly RecordData[]): Promise<Seq>;
   /** Reads up to `limit` durable records with seq >= `fromSeq`, in seq order. */
   read(stream: string, shard: number, fromSeq: Seq, limit: number): Promise<StoredRecord[]>;
+  /** As {@link read}, in bulk: the records as one {@link RecordBatch}. */
+  readBatch(stream: string, shard: number, fromSeq: Seq, limit: number): Promise<RecordBatch>;
   /**
    * Resolves when the shard's last durable seq exceeds `afterSeq`, or after `timeoutMs`, whichever is first;
    * answers the last durable seq then. Lets consumers tail the log without polling.

@@ -1,7 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NotFoundError } from '../../errors.js';
-import { asSeq, type RecordData, type Seq, type ShardState, type StoredRecord, type Stream } from '../types.js';
+import { asSeq, type RecordBatch, type RecordData, type Seq, type ShardState, type StoredRecord, type Stream } from '../types.js';
 import { replaceFileDurably } from '../../util/durable-fs.js';
 import { ShardLog } from './shard-log.js';
 
@@ -18,6 +18,8 @@ export interface EmbeddedStreamOptions {
   /** Segment size at which a new segment starts; retention deletes whole segments. Default 64 MiB. */
   readonly segmentBytes?: number;
   readonly onTruncate?: (info: { path: string; keptBytes: number; cutBytes: number; reason: string }) => void;
+  /** Told after every group commit of a shard: its records up to `seq` are durable and readable. */
+  readonly onDurable?: (stream: string, shard: number, seq: number) => void;
 }
 
 type Checkpoints = Record<string, Record<string, number>>;
@@ -45,7 +47,11 @@ export class EmbeddedStream implements Stream {
         logs.set(name, shardLogs);
         for (let shard = 0; shard < shards; shard++) {
           shardLogs.push(
-            await ShardLog.open(join(options.dir, name, String(shard)), { segmentBytes, onTruncate: options.onTruncate }),
+            await ShardLog.open(join(options.dir, name, String(shard)), {
+              segmentBytes,
+              onTruncate: options.onTruncate,
+              onDurable: options.onDurable && ((seq) => options.onDurable!(name, shard, seq)),
+            }),
           );
         }
         checkpoints.set(name, await readCheckpoints(join(options.dir, name)));
@@ -83,6 +89,10 @@ export class EmbeddedStream implements Stream {
 
   async read(stream: string, shard: number, fromSeq: Seq, limit: number): Promise<StoredRecord[]> {
     return this.log(stream, shard).read(fromSeq, limit);
+  }
+
+  async readBatch(stream: string, shard: number, fromSeq: Seq, limit: number): Promise<RecordBatch> {
+    return this.log(stream, shard).readBatch(fromSeq, limit);
   }
 
   async waitForAppend(stream: string, shard: number, afterSeq: Seq, timeoutMs: number): Promise<Seq> {
