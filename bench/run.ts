@@ -16,6 +16,9 @@ import { cleanUpOnSignals, runAllCleanups } from './lib/cleanup.js';
 const BENCHMARKS: readonly { readonly name: string; readonly load: () => Promise<{ default: Benchmark }> }[] = [
   { name: 'ingest', load: () => import('./ingest.js') },
   { name: 'delivery', load: () => import('./delivery.js') },
+  { name: 'import', load: () => import('./import.js') },
+  { name: 'sql', load: () => import('./sql.js') },
+  { name: 'batch', load: () => import('./batch.js') },
 ];
 
 const RUNNER_OPTIONS: Record<string, BenchOption> = {

@@ -54,3 +54,30 @@ export class DuplicateImportError extends StrataError {
   override readonly name: string = 'DuplicateImportError';
   readonly code = 'duplicate_import';
 }
+
+/**
+ * A SQL statement the ad-hoc SQL engine will not run: anything but a single read-only query (DDL, COPY,
+ * ATTACH, SET, PRAGMA...), or a query that reaches outside the lake (a file elsewhere on disk).
+ */
+export class QueryRefusedError extends StrataError {
+  override readonly name: string = 'QueryRefusedError';
+  readonly code = 'query_refused';
+}
+
+/** A query that failed in the engine: a syntax error, an unknown table or column, a failed conversion. */
+export class QueryError extends StrataError {
+  override readonly name: string = 'QueryError';
+  readonly code = 'query_failed';
+}
+
+/** A query that ran longer than the SQL engine's time limit and was cancelled. */
+export class QueryTimeoutError extends StrataError {
+  override readonly name: string = 'QueryTimeoutError';
+  readonly code = 'query_timeout';
+  constructor(
+    message: string,
+    readonly timeoutMs: number,
+  ) {
+    super(message);
+  }
+}

@@ -1,11 +1,14 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { BatchLayer, batchTables } from './batch/index.js';
 import { SqliteCatalog, type Catalog } from './catalog/index.js';
 import type { ProjectConfig } from './config/index.js';
 import { ConfigError } from './errors.js';
 import { Ingestor, type IngestStats } from './ingest/index.js';
 import { ChunkWriter, DeliveryThread, LocalObjectStore, recoverLake, type ObjectStore } from './lake/index.js';
+import { SqlEngine } from './sql/index.js';
 import { asSeq, EmbeddedStream, type Stream } from './stream/index.js';
+import { compileViews, type ViewDefinition } from './views/index.js';
 
 /** One shard's position in every layer. */
 export interface ShardStatus {
@@ -50,6 +53,12 @@ export class Strata {
     readonly store: ObjectStore,
     readonly writer: ChunkWriter,
     readonly delivery: DeliveryThread,
+    /** Ad-hoc read-only SQL over the lake (the Athena role). */
+    readonly sql: SqlEngine,
+    /** The compiled views of the config, by name. */
+    readonly views: ReadonlyMap<string, ViewDefinition>,
+    /** Batch runs over the master dataset, publishing view versions. */
+    readonly batch: BatchLayer,
     /** Everything opened, in opening order; closed in reverse. */
     private readonly parts: readonly { close(): Promise<void> }[],
     private readonly lockPath: string,
@@ -61,6 +70,8 @@ export class Strata {
     const lockPath = await lockDataDir(dataDir);
     const opened: { close(): Promise<void> }[] = [];
     try {
+      // An undecomposable view stops Strata here, before anything is opened, naming the view and construct.
+      const views = await compileViews(options.config);
       const catalog = new SqliteCatalog(join(dataDir, 'catalog.db'));
       opened.push(catalog);
       for (const stream of options.config.streams.values()) {
@@ -70,6 +81,16 @@ export class Strata {
       await store.init();
       const removed = await recoverLake(store, catalog);
       if (removed.length > 0) options.log?.(`recovery: removed ${removed.length} lake file(s) the catalog does not list`);
+      const sql = await SqlEngine.open({
+        catalog,
+        store,
+        lakeDir: join(dataDir, 'lake'),
+        spillDir: join(dataDir, 'sql-spill'),
+        timeoutMs: options.config.sql.timeoutSeconds * 1000,
+        memoryLimit: options.config.sql.memoryLimit,
+        derivedTables: batchTables(catalog, store, options.config, views),
+      });
+      opened.push(sql);
       const deliveryRef: { thread?: DeliveryThread } = {};
       const stream = await EmbeddedStream.open({
         dir: join(dataDir, 'stream'),
@@ -86,8 +107,11 @@ export class Strata {
       deliveryRef.thread = delivery;
       if (options.deliver ?? true) await delivery.start();
       opened.push({ close: () => delivery.stop() });
+      const batch = await BatchLayer.open({ catalog, store, config: options.config, views, spillDir: join(dataDir, 'batch-spill'), log: options.log });
+      opened.push(batch);
+      batch.startSchedules();
       const ingestor = new Ingestor(stream, options.config);
-      return new Strata(options.config, dataDir, stream, ingestor, catalog, store, writer, delivery, opened, lockPath);
+      return new Strata(options.config, dataDir, stream, ingestor, catalog, store, writer, delivery, sql, views, batch, opened, lockPath);
     } catch (error) {
       for (const part of opened.reverse()) await part.close();
       await rm(lockPath, { force: true });

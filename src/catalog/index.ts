@@ -2,6 +2,12 @@
 export type {
   Catalog,
   ChunkInfo,
+  ChunkSnapshot,
+  NewViewVersion,
+  ViewFile,
+  ViewVersionInfo,
+  Watermark,
+  ImportRecord,
   NewChunkFile,
   PartitionInfo,
   SchemaChange,

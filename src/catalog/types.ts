@@ -66,6 +66,12 @@ export interface ChunkInfo {
   readonly createdAt: string;
 }
 
+/** A source file imported into a table: where it was read from and when it was registered. */
+export interface ImportRecord {
+  readonly source: string;
+  readonly importedAt: string;
+}
+
 /** A file a writer has made durable and wants registered. */
 export interface NewChunkFile {
   readonly partition: string;
@@ -74,6 +80,51 @@ export interface NewChunkFile {
   readonly bytes: number;
   readonly minTime: string | null;
   readonly maxTime: string | null;
+}
+
+/**
+ * A batch watermark W: per stream, per shard (a decimal string key), the last seq W covers. Everything a
+ * shard delivered up to its seq is in; nothing after it is.
+ */
+export type Watermark = Readonly<Record<string, Readonly<Record<string, number>>>>;
+
+/** The chunks of some tables and the delivered seq of every shard, read in one catalog transaction. */
+export interface ChunkSnapshot {
+  /** Per table, its chunks, oldest first. */
+  readonly chunks: ReadonlyMap<string, readonly ChunkInfo[]>;
+  /** Per stream, per shard that delivered anything, the delivered seq: equal to the chunks' last seqs. */
+  readonly delivered: Watermark;
+}
+
+/** One Parquet file of a view version: one partial relation (`scalar`, `hll_<measure>`...) of one source partition. */
+export interface ViewFile {
+  readonly relation: string;
+  /** The source's event-time partition the partials were computed over, `YYYY-MM-DD` or `__unknown__`. */
+  readonly partition: string;
+  readonly key: string;
+  readonly rows: number;
+  readonly bytes: number;
+}
+
+/** A view version a batch run wants registered and made current. */
+export interface NewViewVersion {
+  readonly view: string;
+  readonly version: number;
+  /** The watermark of the run: the version covers every delivered chunk at or below it. */
+  readonly watermark: Watermark;
+  /** The largest chunk id of an imported chunk (no offsets) of the source it covers; 0 for none. */
+  readonly maxImportChunk: number;
+  /** A digest of the view's partial plan: files of a version with another plan are never reused. */
+  readonly planHash: string;
+  readonly fromScratch: boolean;
+  /** Every file of the version: new ones, and older versions' files it reuses by reference. */
+  readonly files: readonly ViewFile[];
+}
+
+export interface ViewVersionInfo extends NewViewVersion {
+  readonly createdAt: string;
+  /** Whether it is the view's current version. */
+  readonly current: boolean;
 }
 
 export interface TableDetail extends TableInfo {
@@ -103,8 +154,25 @@ export interface Catalog {
   commitDelivery(stream: string, shard: number, firstSeq: number, lastSeq: number, files: readonly NewChunkFile[]): Promise<void>;
   /** Whether a file with this content hash was imported into the table before. */
   hasImport(table: string, contentHash: string): Promise<boolean>;
+  /** The first import of this content into the table (its source path and when), or null if there was none. */
+  findImport(table: string, contentHash: string): Promise<ImportRecord | null>;
   /** Registers the files of one imported source in one transaction. */
   commitImport(table: string, contentHash: string, source: string, files: readonly NewChunkFile[]): Promise<void>;
+  /**
+   * The chunks of `tables` and the delivered seq of every shard, read in one transaction, so that a batch
+   * watermark and the chunk set it names agree.
+   */
+  snapshot(tables: readonly string[]): Promise<ChunkSnapshot>;
+  /** A view's versions, newest first. */
+  viewVersions(view: string): Promise<ViewVersionInfo[]>;
+  /** Per view that has one, its current version number. */
+  currentViewVersions(): Promise<Map<string, number>>;
+  /**
+   * Registers view versions and makes each its view's current version, all in one transaction (readers see
+   * the old versions or the new ones, never a mix); then forgets versions beyond the newest `keepVersions`
+   * of each view. Answers the keys of files no remaining version lists, for the caller to delete.
+   */
+  publishViewVersions(versions: readonly NewViewVersion[], keepVersions: number): Promise<string[]>;
   /** Every object key the catalog lists, so lake recovery can remove the rest. */
   objectKeys(): Promise<Set<string>>;
   close(): Promise<void>;

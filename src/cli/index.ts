@@ -1,8 +1,12 @@
 import { Command } from 'commander';
 import { ingestCommand } from './ingest-command.js';
+import { importCommand } from './import-command.js';
 import { demoCommand } from './demo-command.js';
 import { startCommand } from './start-command.js';
 import { statusCommand } from './status-command.js';
+import { sqlCommand } from './sql-command.js';
+import { catalogCommand } from './catalog-command.js';
+import { batchCommand } from './batch-command.js';
 
 /** Builds the `strata` command line: one subcommand per file beside this one. */
 export function buildProgram(): Command {
@@ -12,7 +16,11 @@ export function buildProgram(): Command {
   program.addCommand(startCommand());
   program.addCommand(demoCommand());
   program.addCommand(ingestCommand());
+  program.addCommand(importCommand());
   program.addCommand(statusCommand());
+  program.addCommand(sqlCommand());
+  program.addCommand(catalogCommand());
+  program.addCommand(batchCommand());
   return program;
 }
 

@@ -3,7 +3,7 @@ import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { configSchema, NOT_YET_SUPPORTED, type ColumnType, type ConfigInput } from './schema.js';
+import { configSchema, DURATION_PATTERN, fieldsSchema, NOT_YET_SUPPORTED, type ColumnType, type ConfigInput } from './schema.js';
 
 export { COLUMN_TYPES, NAME_PATTERN, type ColumnType, type ConfigInput } from './schema.js';
 
@@ -25,12 +25,23 @@ export interface StreamConfig {
   readonly fields: readonly FieldSpec[];
 }
 
+/** A view as declared: its SQL and its batch schedule. Compiled (and refused if undecomposable) when Strata opens. */
+export interface ViewConfig {
+  readonly name: string;
+  readonly sql: string;
+  /** Run the view's batch this often (ms), or null for runs on demand only. */
+  readonly everyMs: number | null;
+}
+
 /** A validated project config. */
 export interface ProjectConfig {
+  readonly views: ReadonlyMap<string, ViewConfig>;
+  readonly batch: z.output<typeof configSchema>['batch'];
   readonly streams: ReadonlyMap<string, StreamConfig>;
   readonly ingest: z.output<typeof configSchema>['ingest'];
   readonly log: z.output<typeof configSchema>['log'];
   readonly delivery: z.output<typeof configSchema>['delivery'];
+  readonly sql: z.output<typeof configSchema>['sql'];
 }
 
 /** Types a `strata.config.ts`: `export default defineConfig({ streams: { ... } })`. */
@@ -72,7 +83,46 @@ export async function loadConfig(path: string): Promise<ProjectConfig> {
   } else {
     throw new ConfigError(`config ${path}: expected a .json or .ts file`);
   }
-  return parseConfig(raw, path);
+  const config = parseConfig(raw, path);
+  // A view Strata cannot decompose stops the config here, as it would stop Strata from opening.
+  const { compileViews } = await import('../views/index.js');
+  await compileViews(config);
+  return config;
+}
+
+const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `"1m"` → 60000. */
+export function parseDuration(text: string): number {
+  const match = DURATION_PATTERN.exec(text);
+  if (!match) throw new ConfigError(`expected a duration such as "30s", "1m" or "1h", got ${JSON.stringify(text)}`);
+  return Number(match[1]) * DURATION_MS[match[2]!]!;
+}
+
+/** `{"id": "string", "amount": "double?"}` as field specs, in declaration order. */
+function toFieldSpecs(schema: Record<string, string>): FieldSpec[] {
+  return Object.entries(schema).map(([field, type]) => ({
+    name: field,
+    type: (type.endsWith('?') ? type.slice(0, -1) : type) as ColumnType,
+    nullable: type.endsWith('?'),
+  }));
+}
+
+/**
+ * Parses a schema object outside a config (a bulk import's `--schema`) by the same rules as a stream's
+ * `schema`: safe field names, known types, `?` for nullable. Throws {@link ConfigError} naming each problem.
+ */
+export function parseFieldSpecs(raw: unknown, source = 'schema'): FieldSpec[] {
+  const parsed = fieldsSchema.safeParse(raw);
+  if (!parsed.success) {
+    const messages = parsed.error.issues.map((issue) => {
+      const at = issue.path.map(String).join('.');
+      const message = issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message;
+      return at ? `${at}: ${message}` : message;
+    });
+    throw new ConfigError(`${source}: ${messages.join('; ')}`);
+  }
+  return toFieldSpecs(parsed.data);
 }
 
 /** Validates a config object; every error names the stream, field and what is wrong. */
@@ -106,11 +156,7 @@ export function parseConfig(raw: unknown, source = 'config'): ProjectConfig {
 
   const streams = new Map<string, StreamConfig>();
   for (const [name, stream] of Object.entries(parsed.data.streams)) {
-    const fields: FieldSpec[] = Object.entries(stream.schema).map(([field, type]) => ({
-      name: field,
-      type: (type.endsWith('?') ? type.slice(0, -1) : type) as ColumnType,
-      nullable: type.endsWith('?'),
-    }));
+    const fields = toFieldSpecs(stream.schema);
     const byName = new Map(fields.map((field) => [field.name, field]));
     if (stream.partitionKey !== undefined) {
       const key = byName.get(stream.partitionKey);
@@ -132,7 +178,25 @@ export function parseConfig(raw: unknown, source = 'config'): ProjectConfig {
       fields,
     });
   }
+  const views = new Map<string, ViewConfig>();
+  for (const [name, view] of Object.entries(parsed.data.views)) {
+    // `<view>` and `<view>__batch` become SQL tables beside the streams' tables.
+    if (streams.has(name)) problems.push(`views.${name}: a view cannot have the name of a stream`);
+    if (name.endsWith('__batch') || name.endsWith('__speed')) problems.push(`views.${name}: a view name cannot end in __batch or __speed`);
+    const declared = typeof view === 'string' ? { sql: view, every: undefined } : view;
+    const everyMs = declared.every === undefined ? null : parseDuration(declared.every);
+    if (everyMs !== null && everyMs < 1000) problems.push(`views.${name}.every: run a batch at most once a second`);
+    views.set(name, { name, sql: declared.sql, everyMs });
+  }
   if (problems.length > 0) throw new ConfigError(`${source}: ${problems.join('; ')}`);
   if (streams.size === 0) throw new ConfigError(`${source}: streams: declare at least one stream`);
-  return { streams, ingest: parsed.data.ingest, log: parsed.data.log, delivery: parsed.data.delivery };
+  return {
+    streams,
+    ingest: parsed.data.ingest,
+    log: parsed.data.log,
+    delivery: parsed.data.delivery,
+    sql: parsed.data.sql,
+    views,
+    batch: parsed.data.batch,
+  };
 }

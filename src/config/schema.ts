@@ -19,11 +19,16 @@ const columnType = z
     error: (issue) => `unknown type ${JSON.stringify(issue.input)}; expected one of ${COLUMN_TYPES.join(', ')}, with ? for nullable`,
   });
 
+/** A schema object, `{"id": "string", "amount": "double?"}`: a stream's `schema`, or a bulk import's `--schema`. */
+export const fieldsSchema = z
+  .record(name('a field name'), columnType)
+  .refine((fields) => Object.keys(fields).length > 0, 'declares no fields');
+
 const streamSchema = z.strictObject({
   partitionKey: z.string().optional(),
   eventTime: z.string().optional(),
   shards: z.number().int().min(1).max(1024).default(1),
-  schema: z.record(name('a field name'), columnType).refine((fields) => Object.keys(fields).length > 0, 'declares no fields'),
+  schema: fieldsSchema,
 });
 
 const ingestSchema = z.strictObject({
@@ -49,14 +54,51 @@ const deliverySchema = z.strictObject({
   maxSeconds: z.number().positive().max(3600).default(10),
 });
 
+const sqlSchema = z.strictObject({
+  /** An ad-hoc SQL query running longer is cancelled (seconds, fractions allowed). */
+  timeoutSeconds: z.number().positive().max(86_400).default(30),
+  /** DuckDB's memory limit for ad-hoc SQL, all queries together; beyond it sorts and joins spill to disk. */
+  memoryLimit: z
+    .string()
+    .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'expected a size such as "512MB" or "4GB"')
+    .default('4GB'),
+});
+
+/** A duration such as `500ms`, `30s`, `1m`, `2h`: a view's batch schedule. */
+export const DURATION_PATTERN = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+
+/** A view: its SQL, or `{ sql, every }` with a batch schedule. */
+const viewSchema = z.union([
+  z.string().min(1),
+  z.strictObject({
+    sql: z.string().min(1),
+    every: z.string().regex(DURATION_PATTERN, 'expected a duration such as "30s", "1m" or "1h"').optional(),
+  }),
+]);
+
+const batchSchema = z.strictObject({
+  /** View versions kept per view (the current one included); the files only older ones use are deleted. */
+  keepVersions: z.number().int().min(1).max(1000).default(5),
+  /** DuckDB threads for batch runs; 1 leaves the other core to ingest and delivery on a 2-core machine. */
+  threads: z.number().int().min(1).max(256).default(1),
+  /** DuckDB's memory limit for batch runs; beyond it aggregations spill to disk. */
+  memoryLimit: z
+    .string()
+    .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'expected a size such as "512MB" or "4GB"')
+    .default('4GB'),
+});
+
 /** Top-level keys that later parts of Strata will read; refused until they exist, so nothing passes silently. */
-export const NOT_YET_SUPPORTED = ['views', 'dashboards', 'alerts', 'policies'] as const;
+export const NOT_YET_SUPPORTED = ['dashboards', 'alerts', 'policies'] as const;
 
 export const configSchema = z.strictObject({
   streams: z.record(name('a stream name'), streamSchema),
   ingest: ingestSchema.default(ingestSchema.parse({})),
   log: logSchema.default(logSchema.parse({})),
   delivery: deliverySchema.default(deliverySchema.parse({})),
+  sql: sqlSchema.default(sqlSchema.parse({})),
+  views: z.record(name('a view name'), viewSchema).default({}),
+  batch: batchSchema.default(batchSchema.parse({})),
 });
 
 /** The config as a user writes it (defaults may be left out). */

@@ -2,14 +2,31 @@ import type { FastifyError, FastifyReply } from 'fastify';
 import { OverloadedError, StrataError } from '../errors.js';
 import { LogFailedError } from '../stream/index.js';
 
+/** A request body in a content type the route does not take (415). */
+export class UnsupportedMediaTypeError extends StrataError {
+  override readonly name: string = 'UnsupportedMediaTypeError';
+  readonly code = 'unsupported_media_type';
+}
+
 /** HTTP status of each error family: the one place where errors become statuses. */
 const STATUS_BY_CODE: Record<string, number> = {
   invalid_config: 400,
   malformed_input: 400,
   not_found: 404,
+  // The table's state refuses the request: its schema cannot take the change, or the file was imported already.
+  incompatible_schema: 409,
+  duplicate_import: 409,
+  // A batch run for the same views is running already.
+  batch_running: 409,
+  // SQL the engine will not run (not one read-only query) or that failed in it (syntax, unknown table).
+  query_refused: 400,
+  query_failed: 400,
   too_large: 413,
   unsupported_media_type: 415,
   overloaded: 503,
+  // The query engine behind the API gave up at its time limit. Not 408, which clients and browsers may resend
+  // by themselves: re-running an expensive query unchanged would time out again.
+  query_timeout: 504,
   unavailable: 503,
 };
 

@@ -2,7 +2,11 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { parseRecords, type BodyFormat, type IngestResult } from '../ingest/index.js';
 import type { Strata } from '../strata.js';
 import { sendError } from './errors.js';
+import { registerBatchRoutes } from './batch-routes.js';
+import { registerCatalogRoutes } from './catalog-routes.js';
+import { registerImportRoutes } from './import-routes.js';
 import { landingPage } from './landing-page.js';
+import { registerSqlRoutes } from './sql-routes.js';
 
 export interface HttpServerOptions {
   /** Log server errors with pino (fastify's logger) at `warn` and above; off by default so tests stay quiet. */
@@ -73,6 +77,11 @@ export function createHttpServer(strata: Strata, options: HttpServerOptions = {}
       return reply.type('application/json').send(renderIngestResult(result));
     },
   );
+
+  registerImportRoutes(app, strata);
+  registerSqlRoutes(app, strata);
+  registerCatalogRoutes(app, strata);
+  registerBatchRoutes(app, strata);
 
   return app;
 }

@@ -1,7 +1,6 @@
 /**
  * Views written once: a view's SQL is read into a definition, from which Strata derives one partial plan (run
  * by the batch layer over chunks and by the speed layer over micro-batches) and one merge (run by serving).
- * Not wired into the config yet: the batch, speed and serving layers that run these plans come next.
  */
 export { compileView, emptySourceSql, UnsupportedViewError, type MeasureKind, type ViewDefinition, type ViewKey, type ViewMeasure } from './compile-view.js';
 export {
@@ -14,3 +13,4 @@ export {
   type PartialRelations,
 } from './plan.js';
 export { SqlParser, type AstNode } from './sql-parser.js';
+export { compileViews } from './compile-views.js';

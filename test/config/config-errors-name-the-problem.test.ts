@@ -29,7 +29,9 @@ describe('config validation', () => {
     [{ streams: { 'bad name': clicksConfig().streams!.clicks } }, /streams\.bad name: a stream name must start/],
     [stream({ schema: { 'a-b': 'string' } }), /streams\.clicks\.schema\.a-b: a field name must start/],
     [{ streams: {} }, /declare at least one stream/],
-    [{ ...clicksConfig(), views: {} }, /views: not supported by this version/],
+    [{ ...clicksConfig(), dashboards: {} }, /dashboards: not supported by this version/],
+    [{ ...clicksConfig(), views: { clicks: 'SELECT count(*) AS n FROM clicks' } }, /views\.clicks: a view cannot have the name of a stream/],
+    [{ ...clicksConfig(), views: { v: { sql: 'SELECT count(*) AS n FROM clicks', every: 'soon' } } }, /views\.v\.every: expected a duration/],
     [{ ...clicksConfig(), delivery: { maxSecs: 1 } }, /delivery: unknown key\(s\) "maxSecs"/],
   ])('refuses %j naming the stream and field', (input, message) => {
     expect(() => parseConfig(input)).toThrow(ConfigError);

@@ -5,6 +5,9 @@ import { diffSchemas } from '../schema-evolution.js';
 import type {
   Catalog,
   ChunkInfo,
+  ChunkSnapshot,
+  ImportRecord,
+  NewViewVersion,
   NewChunkFile,
   PartitionInfo,
   SchemaChange,
@@ -12,6 +15,9 @@ import type {
   TableDetail,
   TableInfo,
   TableKind,
+  ViewFile,
+  ViewVersionInfo,
+  Watermark,
 } from '../types.js';
 
 /** A broken catalog invariant (a delivery range that does not follow the last one): stop, never guess. */
@@ -65,6 +71,36 @@ const MIGRATIONS = [
      created_at TEXT NOT NULL,
      PRIMARY KEY (table_name, content_hash)
    );`,
+  // Batch view versions: each lists its files (new ones under views/<view>/v=<n>/, and older versions' files
+  // it reuses); view_current names the version readers see.
+  `CREATE TABLE view_versions (
+     view TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     watermark TEXT NOT NULL,
+     max_import_chunk INTEGER NOT NULL,
+     plan_hash TEXT NOT NULL,
+     from_scratch INTEGER NOT NULL,
+     created_at TEXT NOT NULL,
+     PRIMARY KEY (view, version)
+   );
+   CREATE TABLE view_files (
+     view TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     relation TEXT NOT NULL,
+     partition TEXT NOT NULL,
+     key TEXT NOT NULL,
+     rows INTEGER NOT NULL,
+     bytes INTEGER NOT NULL,
+     PRIMARY KEY (view, version, key),
+     FOREIGN KEY (view, version) REFERENCES view_versions(view, version) ON DELETE CASCADE
+   );
+   CREATE INDEX view_files_by_key ON view_files(key);
+   CREATE TABLE view_current (
+     view TEXT PRIMARY KEY,
+     version INTEGER NOT NULL,
+     updated_at TEXT NOT NULL,
+     FOREIGN KEY (view, version) REFERENCES view_versions(view, version)
+   );`,
 ];
 
 interface ChunkRow {
@@ -112,6 +148,9 @@ export class SqliteCatalog implements Catalog {
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
+    // Delivery registers chunks from its own thread and connection while imports register from the main one:
+    // a writer that finds the database locked waits its turn instead of failing.
+    this.db.pragma('busy_timeout = 10000');
     this.db.pragma('foreign_keys = ON');
     const version = this.db.pragma('user_version', { simple: true }) as number;
     for (let i = version; i < MIGRATIONS.length; i++) {
@@ -270,6 +309,13 @@ export class SqliteCatalog implements Catalog {
     return this.db.prepare('SELECT 1 FROM imports WHERE table_name = ? AND content_hash = ?').get(table, contentHash) !== undefined;
   }
 
+  async findImport(table: string, contentHash: string): Promise<ImportRecord | null> {
+    const row = this.db
+      .prepare('SELECT source, created_at FROM imports WHERE table_name = ? AND content_hash = ?')
+      .get(table, contentHash) as { source: string; created_at: string } | undefined;
+    return row ? { source: row.source, importedAt: row.created_at } : null;
+  }
+
   async commitImport(table: string, contentHash: string, source: string, files: readonly NewChunkFile[]): Promise<void> {
     this.db.transaction(() => {
       const seen = this.db.prepare('SELECT source FROM imports WHERE table_name = ? AND content_hash = ?').get(table, contentHash) as
@@ -285,7 +331,98 @@ export class SqliteCatalog implements Catalog {
   }
 
   async objectKeys(): Promise<Set<string>> {
-    return new Set((this.db.prepare('SELECT key FROM chunks').all() as { key: string }[]).map((row) => row.key));
+    const rows = this.db.prepare('SELECT key FROM chunks UNION SELECT key FROM view_files').all() as { key: string }[];
+    return new Set(rows.map((row) => row.key));
+  }
+
+  async snapshot(tables: readonly string[]): Promise<ChunkSnapshot> {
+    // One transaction: in WAL mode its reads see one state, so no chunk registered meanwhile slips between
+    // the chunk lists and the delivered seqs.
+    return this.db.transaction((): ChunkSnapshot => {
+      const chunks = new Map<string, ChunkInfo[]>();
+      const select = this.db.prepare('SELECT * FROM chunks WHERE table_name = ? ORDER BY id');
+      for (const table of tables) chunks.set(table, (select.all(table) as ChunkRow[]).map(toChunk));
+      const delivered: Record<string, Record<string, number>> = {};
+      for (const row of this.db.prepare('SELECT stream, shard, delivered_seq FROM delivery').all() as {
+        stream: string;
+        shard: number;
+        delivered_seq: number;
+      }[]) {
+        (delivered[row.stream] ??= {})[String(row.shard)] = row.delivered_seq;
+      }
+      return { chunks, delivered };
+    })();
+  }
+
+  async viewVersions(view: string): Promise<ViewVersionInfo[]> {
+    const current = this.db.prepare('SELECT version FROM view_current WHERE view = ?').get(view) as { version: number } | undefined;
+    const versions = this.db.prepare('SELECT * FROM view_versions WHERE view = ? ORDER BY version DESC').all(view) as {
+      version: number;
+      watermark: string;
+      max_import_chunk: number;
+      plan_hash: string;
+      from_scratch: number;
+      created_at: string;
+    }[];
+    const files = this.db.prepare(
+      'SELECT relation, partition, key, rows, bytes FROM view_files WHERE view = ? AND version = ? ORDER BY relation, partition',
+    );
+    return versions.map((row) => ({
+      view,
+      version: row.version,
+      watermark: JSON.parse(row.watermark) as Watermark,
+      maxImportChunk: row.max_import_chunk,
+      planHash: row.plan_hash,
+      fromScratch: row.from_scratch === 1,
+      createdAt: row.created_at,
+      current: current?.version === row.version,
+      files: files.all(view, row.version) as ViewFile[],
+    }));
+  }
+
+  async currentViewVersions(): Promise<Map<string, number>> {
+    const rows = this.db.prepare('SELECT view, version FROM view_current').all() as { view: string; version: number }[];
+    return new Map(rows.map((row) => [row.view, row.version]));
+  }
+
+  async publishViewVersions(versions: readonly NewViewVersion[], keepVersions: number): Promise<string[]> {
+    if (!(keepVersions >= 1)) throw new RangeError(`keepVersions must be at least 1, got ${keepVersions}`);
+    return this.db.transaction((): string[] => {
+      const now = this.now();
+      const insertVersion = this.db.prepare(
+        `INSERT INTO view_versions (view, version, watermark, max_import_chunk, plan_hash, from_scratch, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      );
+      const insertFile = this.db.prepare(
+        'INSERT INTO view_files (view, version, relation, partition, key, rows, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      );
+      const dropped = new Set<string>();
+      for (const v of versions) {
+        const latest = this.db.prepare('SELECT max(version) AS v FROM view_versions WHERE view = ?').get(v.view) as { v: number | null };
+        if (v.version <= (latest.v ?? 0)) {
+          throw new CatalogInvariantError(`view "${v.view}" version ${v.version} does not follow version ${latest.v}`);
+        }
+        insertVersion.run(v.view, v.version, JSON.stringify(v.watermark), v.maxImportChunk, v.planHash, v.fromScratch ? 1 : 0, now);
+        for (const file of v.files) insertFile.run(v.view, v.version, file.relation, file.partition, file.key, file.rows, file.bytes);
+        this.db
+          .prepare(
+            `INSERT INTO view_current (view, version, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (view) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at`,
+          )
+          .run(v.view, v.version, now);
+        const old = this.db
+          .prepare('SELECT version FROM view_versions WHERE view = ? ORDER BY version DESC LIMIT -1 OFFSET ?')
+          .all(v.view, keepVersions) as { version: number }[];
+        for (const { version } of old) {
+          const keys = this.db.prepare('SELECT key FROM view_files WHERE view = ? AND version = ?').all(v.view, version) as { key: string }[];
+          for (const { key } of keys) dropped.add(key);
+          this.db.prepare('DELETE FROM view_files WHERE view = ? AND version = ?').run(v.view, version);
+          this.db.prepare('DELETE FROM view_versions WHERE view = ? AND version = ?').run(v.view, version);
+        }
+      }
+      const stillListed = this.db.prepare('SELECT 1 FROM view_files WHERE key = ? LIMIT 1');
+      return [...dropped].filter((key) => stillListed.get(key) === undefined);
+    })();
   }
 
   async close(): Promise<void> {

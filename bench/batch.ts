@@ -1,0 +1,163 @@
+/**
+ * The batch layer: a from-scratch run of the example view over N click events in the lake, against plain
+ * DuckDB running the same aggregation over the same Parquet files, then an incremental run after 1 % new data.
+ *
+ * The view is the issue's `page_minute` (count, sum, approx_count_distinct, approx_quantile). Plain DuckDB
+ * cannot run `approx_quantile` at this size (shared/MACHINE.md: > 24 GB at 10M events), so the baseline is the
+ * same aggregation with exact count(DISTINCT) and quantile_cont, written to Parquet as the batch's partials
+ * are. Both engines get the same thread count (--batch-threads). Events go straight into the lake as chunk
+ * files registered like delivered ones (4 shards, 7 day partitions), so the figures are the batch layer's own.
+ */
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { BatchLayer } from '../src/batch/index.js';
+import { SqliteCatalog } from '../src/catalog/index.js';
+import { parseConfig } from '../src/config/index.js';
+import { LocalObjectStore } from '../src/lake/index.js';
+import { sqlString } from '../src/util/duckdb.js';
+import { compileViews } from '../src/views/index.js';
+import { type Benchmark, formatInt, formatRatio, numberFlag, round } from './lib/benchmark.js';
+import { CLICKS_STREAM } from './lib/clicks.js';
+import { onCleanup } from './lib/cleanup.js';
+
+const VIEW = `SELECT page, time_bucket(INTERVAL '1 minute', ts) AS minute, count(*) AS views, sum(amount) AS revenue,
+  approx_count_distinct(user_id) AS users, approx_quantile(amount, 0.95) AS p95_amount
+  FROM clicks WHERE page IS NOT NULL GROUP BY page, minute`;
+const BASELINE = `SELECT page, time_bucket(INTERVAL '1 minute', ts) AS minute, count(*) AS views, sum(amount) AS revenue,
+  count(DISTINCT user_id) AS users, quantile_cont(amount, 0.95) AS p95_amount
+  FROM read_parquet(FILES, hive_partitioning = true) WHERE page IS NOT NULL GROUP BY page, minute`;
+const SHARDS = 4;
+const DAYS = 7;
+const CHUNK_ROWS = 100_000;
+
+async function timed(action: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await action();
+  return performance.now() - started;
+}
+
+const benchmark: Benchmark = {
+  name: 'batch',
+  summary: 'batch layer: from-scratch run vs plain DuckDB over the same Parquet, and an incremental run after 1 % new data',
+  options: {
+    'batch-events': { type: 'string', description: 'events in the lake', default: '2000000' },
+    'batch-threads': { type: 'string', description: 'DuckDB threads for the batch run and for the baseline', default: '2' },
+  },
+  async run(values) {
+    const events = numberFlag(values, 'batch-events', 2_000_000, { min: 10_000, max: 100_000_000, integer: true });
+    const threads = numberFlag(values, 'batch-threads', 2, { min: 1, max: 64, integer: true });
+    const dir = await mkdtemp(join(tmpdir(), 'strata-bench-batch-'));
+    const removeDir = onCleanup(() => rm(dir, { recursive: true, force: true }));
+    const store = new LocalObjectStore(join(dir, 'lake'));
+    await store.init();
+    const catalog = new SqliteCatalog(join(dir, 'catalog.db'));
+    const generator = await DuckDBInstance.create(':memory:');
+    const connection = await generator.connect();
+    let batch: BatchLayer | undefined;
+    try {
+      const config = parseConfig({ streams: { clicks: CLICKS_STREAM }, views: { page_minute: VIEW }, batch: { threads } });
+      await catalog.ensureTable('clicks', 'raw', config.streams.get('clicks')!.fields);
+      const nextSeq = new Array<number>(SHARDS).fill(1);
+      let chunkNo = 0;
+      // One chunk: `rows` events of one shard and one day, registered as delivery would.
+      const writeChunk = async (rows: number, day: number) => {
+        const shard = chunkNo++ % SHARDS;
+        const first = nextSeq[shard]!;
+        const last = first + rows - 1;
+        nextSeq[shard] = last + 1;
+        const date = `2026-11-${String(20 + day).padStart(2, '0')}`;
+        const key = `raw/clicks/dt=${date}/${shard}-${first}-${last}.parquet`;
+        await mkdir(dirname(store.location(key)), { recursive: true });
+        await generate(connection, store.location(key), date, shard, first, rows, Math.max(1000, Math.floor(events / 10)));
+        await catalog.commitDelivery('clicks', shard, first, last, [{ partition: date, key, rows, bytes: 0, minTime: null, maxTime: null }]);
+      };
+      const generating = await timed(async () => {
+        for (let written = 0, i = 0; written < events; i++) {
+          const rows = Math.min(CHUNK_ROWS, events - written);
+          await writeChunk(rows, Math.floor((i * CHUNK_ROWS * DAYS) / events) % DAYS);
+          written += rows;
+        }
+      });
+
+      batch = await BatchLayer.open({ catalog, store, config, views: await compileViews(config), spillDir: join(dir, 'spill') });
+      const layer = batch;
+      const fromScratch = await timed(async () => {
+        const run = await layer.run({ fromScratch: true });
+        if (run.state !== 'succeeded') throw new Error(`batch run failed: ${run.error}`);
+      });
+
+      const baselineDb = await DuckDBInstance.create(':memory:', { threads: String(threads), temp_directory: join(dir, 'spill-baseline') });
+      const baselineConnection = await baselineDb.connect();
+      let baseline: number;
+      try {
+        const files = sqlString(`${store.location('raw/clicks')}/*/*.parquet`);
+        baseline = await timed(() =>
+          baselineConnection.run(`COPY (${BASELINE.replace('FILES', files)}) TO ${sqlString(join(dir, 'baseline.parquet'))} (FORMAT parquet, COMPRESSION zstd)`),
+        );
+      } finally {
+        baselineConnection.closeSync();
+        baselineDb.closeSync();
+      }
+
+      // 1 % new data, late events of one day: the incremental run recomputes that partition only.
+      await writeChunk(Math.max(1, Math.floor(events / 100)), 3);
+      let recomputed: readonly string[] = [];
+      const incremental = await timed(async () => {
+        const run = await layer.run();
+        if (run.state !== 'succeeded') throw new Error(`batch run failed: ${run.error}`);
+        recomputed = run.recomputed.page_minute ?? [];
+      });
+
+      const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+      console.log(`\nbatch: page_minute over ${formatInt(events)} events (${DAYS} day partitions, ${SHARDS} shards), ${threads} DuckDB thread(s)`);
+      console.log(`  lake generated in                                   ${s(generating)}`);
+      console.log(`  from-scratch batch run                              ${s(fromScratch)}`);
+      console.log(`  plain DuckDB, exact count(DISTINCT) + quantile_cont ${s(baseline)}`);
+      console.log(`  ratio (target <= 1.3x)                              ${formatRatio(fromScratch / baseline)}`);
+      console.log(`  incremental run after 1 % new data (${recomputed.length} partition)     ${s(incremental)}`);
+      console.log(`  incremental / from scratch (target <= 10 %)         ${((incremental / fromScratch) * 100).toFixed(1)} %`);
+      return {
+        events,
+        threads,
+        fromScratchMs: round(fromScratch),
+        duckdbBaselineMs: round(baseline),
+        ratio: round(fromScratch / baseline, 3),
+        incrementalMs: round(incremental),
+        incrementalShare: round(incremental / fromScratch, 3),
+      };
+    } finally {
+      await batch?.close();
+      connection.closeSync();
+      generator.closeSync();
+      await catalog.close();
+      await removeDir();
+    }
+  },
+};
+
+/** Writes `rows` click events of one shard and day as a chunk file with offset columns. */
+async function generate(
+  connection: DuckDBConnection,
+  path: string,
+  date: string,
+  shard: number,
+  first: number,
+  rows: number,
+  users: number,
+): Promise<void> {
+  const g = `(${shard}::BIGINT * 1000000000 + i)`;
+  await connection.run(
+    `COPY (SELECT 'e' || ${g} AS event_id,
+                  TIMESTAMP '${date} 00:00:00' + to_seconds((hash(${g}) % 86400)::BIGINT) AS ts,
+                  'u' || (hash(${g} * 7) % ${users}) AS user_id,
+                  '/p' || (hash(${g} * 13) % 5000) AS page,
+                  CASE WHEN hash(${g} * 17) % 10 = 0 THEN NULL ELSE (hash(${g} * 31) % 100000) / 100.0 END::DOUBLE AS amount,
+                  ${shard}::INTEGER AS __shard, i::BIGINT AS __seq
+             FROM range(${first}, ${first + rows}) t(i))
+       TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd)`,
+  );
+}
+
+export default benchmark;

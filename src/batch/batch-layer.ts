@@ -1,0 +1,445 @@
+import { randomUUID } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import type { Catalog, ChunkInfo, ChunkSnapshot, NewViewVersion, ViewFile, ViewVersionInfo, Watermark } from '../catalog/index.js';
+import type { ProjectConfig, StreamConfig } from '../config/index.js';
+import { NotFoundError, StrataError } from '../errors.js';
+import type { ObjectStore } from '../lake/index.js';
+import { FileSchemas } from '../sql/file-schemas.js';
+import { viewQuery } from '../sql/lake-views.js';
+import { quoteIdent, sqlString } from '../util/duckdb.js';
+import type { ViewDefinition } from '../views/index.js';
+import { PARTITION_OF_PARTIAL, partialRelations, planHash } from './partials.js';
+
+/** A batch run was asked for views a run already running covers; `runId` is that run. */
+export class BatchRunningError extends StrataError {
+  override readonly name: string = 'BatchRunningError';
+  readonly code = 'batch_running';
+  constructor(
+    message: string,
+    readonly runId: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What a run is asked to do. */
+export interface BatchRequest {
+  /** The views to compute; all views when absent or empty. */
+  readonly views?: readonly string[];
+  /** Recompute every partition instead of only those that received chunks since the current version. */
+  readonly fromScratch?: boolean;
+}
+
+export type BatchRunState = 'running' | 'succeeded' | 'failed';
+
+/** A run as `GET /v1/batch/runs/{id}` shows it. */
+export interface BatchRunStatus {
+  readonly id: string;
+  readonly state: BatchRunState;
+  readonly views: readonly string[];
+  readonly fromScratch: boolean;
+  /** 0..1: partition partials written out of those to write; 1 once published. */
+  readonly progress: number;
+  /** The run's W, per stream and shard; null until the run has read the catalog. */
+  readonly watermark: Watermark | null;
+  /** The version each view got; empty until the run published. */
+  readonly version: Readonly<Record<string, number>>;
+  /** Per view, the source partitions whose partials this run computed (the others were reused). */
+  readonly recomputed: Readonly<Record<string, readonly string[]>>;
+  readonly startedAt: string;
+  readonly finishedAt: string | null;
+  readonly error: string | null;
+}
+
+export interface BatchLayerOptions {
+  readonly catalog: Catalog;
+  readonly store: ObjectStore;
+  readonly config: ProjectConfig;
+  /** The compiled views, by name. */
+  readonly views: ReadonlyMap<string, ViewDefinition>;
+  /** Where DuckDB spills big aggregations. */
+  readonly spillDir?: string;
+  /** Told about scheduled runs that fail. */
+  readonly log?: (message: string) => void;
+}
+
+/**
+ * A partition holding more partial files than this per relation (a base and the deltas of incremental runs)
+ * is recomputed whole, which folds its files back into one.
+ */
+const MAX_FILES_PER_PARTITION = 8;
+
+/** Finished runs remembered for `GET /v1/batch/runs/{id}`; older ones are forgotten. */
+const KEPT_RUNS = 100;
+
+/** A mutable run record; {@link BatchRunStatus} is its snapshot. */
+interface Run {
+  id: string;
+  state: BatchRunState;
+  views: string[];
+  fromScratch: boolean;
+  done: number;
+  total: number;
+  watermark: Watermark | null;
+  version: Record<string, number>;
+  recomputed: Record<string, string[]>;
+  startedAt: string;
+  finishedAt: string | null;
+  error: string | null;
+  finished: Promise<void>;
+}
+
+/** A view's next version, computed but not yet published. */
+interface Computed {
+  readonly version: NewViewVersion;
+  /** Keys this run wrote, to delete if the run fails. */
+  readonly written: string[];
+}
+
+/**
+ * The batch layer (architecture §3): a run picks a watermark W, computes each view's partials over exactly the
+ * chunks W covers, writes them as a new view version, and publishes every version of the run in one catalog
+ * transaction, which flips the views' current versions.
+ *
+ * W and the chunk set come from one catalog transaction ({@link Catalog.snapshot}): per shard, the delivered
+ * seq, which delivery advances in the same transaction that registers a chunk, so the chunks of the snapshot
+ * are exactly those with lastSeq <= W. Imported chunks (bulk imports into a stream's table) have no offsets;
+ * every one registered at the snapshot is covered, and the version records the largest such chunk id.
+ *
+ * Partials are computed per event-time partition of the source (`dt`), one Parquet file per (relation,
+ * partition) under `views/<view>/v=<n>/<relation>/dt=<partition>/part.parquet`. Incremental runs touch only
+ * partitions that received a chunk the current version does not cover (a delivered chunk past its W, an
+ * imported chunk past its largest import id): they write a `delta.parquet` of partials over those chunks alone
+ * and list the current version's files by reference (files are immutable; a version lists every file it
+ * reads); see {@link planVersion}. From-scratch runs recompute every partition; both merge to the same rows.
+ *
+ * Runs use a DuckDB instance of their own, with `batch.threads` threads (1 by default, so that ingest and
+ * delivery keep the other core of a 2-core machine).
+ */
+export class BatchLayer {
+  private readonly runs = new Map<string, Run>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private closed = false;
+  /** Test seam: runs after every view is computed and before the versions are published. */
+  beforePublish: ((runId: string) => void | Promise<void>) | null = null;
+
+  private constructor(
+    private readonly options: BatchLayerOptions,
+    private readonly instance: DuckDBInstance,
+  ) {}
+
+  static async open(options: BatchLayerOptions): Promise<BatchLayer> {
+    const instance = await DuckDBInstance.create(':memory:', {
+      threads: String(options.config.batch.threads),
+      memory_limit: options.config.batch.memoryLimit,
+      ...(options.spillDir !== undefined ? { temp_directory: options.spillDir } : {}),
+    });
+    const connection = await instance.connect();
+    // Partials are computed the same way whatever the machine's time zone.
+    await connection.run(`SET GLOBAL TimeZone = 'UTC'`);
+    connection.closeSync();
+    return new BatchLayer(options, instance);
+  }
+
+  /** The views this layer computes. */
+  get views(): ReadonlyMap<string, ViewDefinition> {
+    return this.options.views;
+  }
+
+  /**
+   * Starts a run and answers its status at once. Throws {@link NotFoundError} for an unknown view and
+   * {@link BatchRunningError} when a running run covers any of the views.
+   */
+  start(request: BatchRequest = {}): BatchRunStatus {
+    if (this.closed) throw new Error('the batch layer is closed');
+    const names = request.views && request.views.length > 0 ? [...new Set(request.views)] : [...this.options.views.keys()];
+    for (const name of names) {
+      if (!this.options.views.has(name)) {
+        const known = [...this.options.views.keys()];
+        throw new NotFoundError(`unknown view "${name}"${known.length > 0 ? `; views: ${known.join(', ')}` : '; the config declares no views'}`);
+      }
+    }
+    for (const run of this.runs.values()) {
+      const overlap = run.state === 'running' ? names.find((name) => run.views.includes(name)) : undefined;
+      if (overlap !== undefined) {
+        throw new BatchRunningError(`batch run ${run.id} is running for view "${overlap}"; wait for it or follow it`, run.id);
+      }
+    }
+    const run: Run = {
+      id: randomUUID(),
+      state: 'running',
+      views: names,
+      fromScratch: request.fromScratch === true,
+      done: 0,
+      total: 0,
+      watermark: null,
+      version: {},
+      recomputed: {},
+      startedAt: new Date().toISOString(),
+      finishedAt: null,
+      error: null,
+      finished: Promise.resolve(),
+    };
+    this.runs.set(run.id, run);
+    run.finished = this.execute(run).then(
+      () => {
+        run.state = 'succeeded';
+      },
+      (error: unknown) => {
+        run.state = 'failed';
+        run.error = error instanceof Error ? error.message : String(error);
+        this.options.log?.(`batch run ${run.id} failed: ${run.error}`);
+      },
+    ).finally(() => {
+      run.finishedAt = new Date().toISOString();
+      this.forgetOldRuns();
+    });
+    return this.status(run.id)!;
+  }
+
+  /** A run's status, or null for an id never seen (or long forgotten). */
+  status(id: string): BatchRunStatus | null {
+    const run = this.runs.get(id);
+    if (!run) return null;
+    return {
+      id: run.id,
+      state: run.state,
+      views: [...run.views],
+      fromScratch: run.fromScratch,
+      progress: run.state === 'succeeded' ? 1 : run.total === 0 ? 0 : Math.min(0.99, run.done / run.total),
+      watermark: run.watermark,
+      version: { ...run.version },
+      recomputed: Object.fromEntries(Object.entries(run.recomputed).map(([view, partitions]) => [view, [...partitions]])),
+      startedAt: run.startedAt,
+      finishedAt: run.finishedAt,
+      error: run.error,
+    };
+  }
+
+  /** Waits for a run to finish and answers its final status. */
+  async wait(id: string): Promise<BatchRunStatus> {
+    const run = this.runs.get(id);
+    if (!run) throw new NotFoundError(`unknown batch run "${id}"`);
+    await run.finished;
+    return this.status(id)!;
+  }
+
+  /** Starts a run and waits for it; see {@link start}. A failed run answers its status, it does not throw. */
+  async run(request: BatchRequest = {}): Promise<BatchRunStatus> {
+    return this.wait(this.start(request).id);
+  }
+
+  /** Runs each view that declares `every` on that schedule; a tick while the view's run is going is skipped. */
+  startSchedules(): void {
+    for (const view of this.options.config.views.values()) {
+      if (view.everyMs === null || !this.options.views.has(view.name)) continue;
+      const timer = setInterval(() => {
+        if (this.closed) return;
+        try {
+          this.start({ views: [view.name] });
+        } catch (error) {
+          if (!(error instanceof BatchRunningError)) this.options.log?.(`scheduled batch of "${view.name}": ${(error as Error).message}`);
+        }
+      }, view.everyMs);
+      timer.unref();
+      this.timers.push(timer);
+    }
+  }
+
+  /** Stops the schedules, waits for running runs to end, and closes DuckDB. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const timer of this.timers) clearInterval(timer);
+    await Promise.all([...this.runs.values()].map((run) => run.finished));
+    this.instance.closeSync();
+  }
+
+  private forgetOldRuns(): void {
+    const finished = [...this.runs.values()].filter((run) => run.state !== 'running');
+    for (const run of finished.slice(0, Math.max(0, finished.length - KEPT_RUNS))) this.runs.delete(run.id);
+  }
+
+  private async execute(run: Run): Promise<void> {
+    const { catalog, store, config } = this.options;
+    const views = run.views.map((name) => this.options.views.get(name)!);
+    const sources = [...new Set(views.map((view) => view.source))];
+    const snapshot = await catalog.snapshot(sources);
+    run.watermark = watermarkOf(snapshot, sources.map((name) => config.streams.get(name)!));
+
+    // Plan first (what each view recomputes), so progress counts the whole run.
+    const plans = [];
+    for (const view of views) {
+      const stream = config.streams.get(view.source)!;
+      const chunks = snapshot.chunks.get(view.source) ?? [];
+      assertCovered(chunks, run.watermark[view.source] ?? {});
+      const versions = await catalog.viewVersions(view.name);
+      const current = versions.find((version) => version.current) ?? null;
+      const plan = planVersion(view, stream, chunks, current, run.fromScratch);
+      plans.push({ view, stream, plan, version: (versions[0]?.version ?? 0) + 1 });
+      run.total += plan.tasks.length * partialRelations(view).length;
+      run.recomputed[view.name] = [...new Set(plan.tasks.map((task) => task.partition))].sort();
+    }
+    run.total += 1; // the publish
+
+    const computed: Computed[] = [];
+    const connection = await this.instance.connect();
+    try {
+      const schemas = new FileSchemas(connection);
+      for (const { view, stream, plan, version } of plans) {
+        const written: string[] = [];
+        computed.push({
+          written,
+          version: {
+            view: view.name,
+            version,
+            watermark: { [view.source]: run.watermark[view.source] ?? {} },
+            maxImportChunk: plan.maxImportChunk,
+            planHash: plan.hash,
+            fromScratch: plan.fromScratch,
+            files: [
+              ...plan.reused,
+              ...(await this.computePartitions(connection, schemas, view, stream, plan.tasks, version, written, () => run.done++)),
+            ],
+          },
+        });
+      }
+      if (this.beforePublish) await this.beforePublish(run.id);
+      // The flip: every view of the run gets its new version in one transaction, or none does.
+      const unreferenced = await catalog.publishViewVersions(
+        computed.map((c) => c.version),
+        config.batch.keepVersions,
+      );
+      for (const c of computed) run.version[c.version.view] = c.version.version;
+      // Files only forgotten versions listed: nothing reads them any more (readers bind the current version).
+      for (const key of unreferenced) await store.delete(key).catch(() => undefined);
+    } catch (error) {
+      // Nothing was published: the files this run wrote are listed nowhere. Lake recovery would remove them
+      // too; removing them now keeps the lake tidy until the next start.
+      for (const c of computed) for (const key of c.written) await store.delete(key).catch(() => undefined);
+      throw error;
+    } finally {
+      connection.closeSync();
+    }
+  }
+
+  /** Writes the partial files of the given tasks and answers them. */
+  private async computePartitions(
+    connection: DuckDBConnection,
+    schemas: FileSchemas,
+    view: ViewDefinition,
+    stream: StreamConfig,
+    tasks: readonly PartitionTask[],
+    version: number,
+    written: string[],
+    step: () => void,
+  ): Promise<ViewFile[]> {
+    const { store } = this.options;
+    const files: ViewFile[] = [];
+    for (const { partition, chunks, delta } of tasks) {
+      const paths = chunks.map((chunk) => store.location(chunk.key));
+      // The partition's rows exactly as the SQL engine's table shows them (schema evolution included).
+      const source = viewQuery({ kind: 'raw', columns: stream.fields }, await schemas.group(paths));
+      for (const relation of partialRelations(view)) {
+        const staged = store.stagingPath(`${view.name}-${relation.name}`);
+        const reader = await connection.runAndReadAll(
+          `COPY (SELECT *, ${sqlString(partition)} AS ${quoteIdent(PARTITION_OF_PARTIAL)} FROM (${relation.sql(source)}))
+             TO ${sqlString(staged)} (FORMAT parquet, COMPRESSION zstd)`,
+        );
+        const rows = Number(reader.getRows()[0]?.[0] ?? 0);
+        const key = `views/${view.name}/v=${version}/${relation.name}/dt=${partition}/${delta ? 'delta' : 'part'}.parquet`;
+        const bytes = (await stat(staged)).size;
+        await store.publish(staged, key);
+        written.push(key);
+        files.push({ relation: relation.name, partition, key, rows, bytes });
+        step();
+      }
+    }
+    return files;
+  }
+}
+
+/** Partials to compute for one partition: over all its chunks (`part`), or over its new chunks only (`delta`). */
+export interface PartitionTask {
+  readonly partition: string;
+  readonly chunks: readonly ChunkInfo[];
+  readonly delta: boolean;
+}
+
+/** What a view's next version computes and what it reuses. */
+interface VersionPlan {
+  readonly hash: string;
+  readonly fromScratch: boolean;
+  /** Partials to compute, by partition. */
+  readonly tasks: readonly PartitionTask[];
+  /** The current version's files this version lists again. */
+  readonly reused: readonly ViewFile[];
+  readonly maxImportChunk: number;
+}
+
+/**
+ * The incremental rule. A chunk is new when the current version does not cover it: a delivered chunk whose
+ * lastSeq is past the current version's W for its shard, or an imported chunk whose id is past the largest
+ * import the current version covers. A partition with new chunks gets a delta: its partials over the new
+ * chunks only, listed beside the partition's files of the current version (partials merge exactly, so a
+ * partition's files together give what one file over all its chunks gives; float sums may differ in the last
+ * bits of their summation order). A partition is recomputed whole when the current version lacks its files or
+ * it has gathered {@link MAX_FILES_PER_PARTITION} files; every partition is, when asked (`fromScratch`), when
+ * there is no current version, or when the plan differs. Partitions without new chunks reuse their files.
+ */
+export function planVersion(
+  view: ViewDefinition,
+  stream: StreamConfig,
+  chunks: readonly ChunkInfo[],
+  current: ViewVersionInfo | null,
+  fromScratch: boolean,
+): VersionPlan {
+  const hash = planHash(view, stream.fields);
+  const partitions = [...new Set(chunks.map((chunk) => chunk.partition))].sort();
+  const maxImportChunk = Math.max(0, ...chunks.filter((chunk) => chunk.shard === null).map((chunk) => chunk.id));
+  const scratch = fromScratch || current === null || current.planHash !== hash;
+  const inPartition = (partition: string) => chunks.filter((chunk) => chunk.partition === partition);
+  if (scratch) {
+    const tasks = partitions.map((partition) => ({ partition, chunks: inPartition(partition), delta: false }));
+    return { hash, fromScratch: true, tasks, reused: [], maxImportChunk };
+  }
+  const covered = current.watermark[stream.name] ?? {};
+  const isNew = (chunk: ChunkInfo) =>
+    chunk.shard === null ? chunk.id > current.maxImportChunk : (chunk.lastSeq ?? 0) > (covered[String(chunk.shard)] ?? 0);
+  const relations = partialRelations(view).map((relation) => relation.name);
+  const tasks: PartitionTask[] = [];
+  const reused: ViewFile[] = [];
+  for (const partition of partitions) {
+    const held = current.files.filter((file) => file.partition === partition);
+    const fresh = inPartition(partition).filter(isNew);
+    const counts = relations.map((relation) => held.filter((file) => file.relation === relation).length);
+    if (counts.some((count) => count === 0) || (fresh.length > 0 && Math.max(...counts) >= MAX_FILES_PER_PARTITION)) {
+      tasks.push({ partition, chunks: inPartition(partition), delta: false });
+      continue;
+    }
+    reused.push(...held);
+    if (fresh.length > 0) tasks.push({ partition, chunks: fresh, delta: true });
+  }
+  return { hash, fromScratch: false, tasks, reused, maxImportChunk };
+}
+
+/** W for the given streams: every shard's delivered seq at the snapshot, 0 for a shard that delivered nothing. */
+function watermarkOf(snapshot: ChunkSnapshot, streams: readonly StreamConfig[]): Watermark {
+  const watermark: Record<string, Record<string, number>> = {};
+  for (const stream of streams) {
+    const shards: Record<string, number> = {};
+    for (let shard = 0; shard < stream.shards; shard++) shards[String(shard)] = snapshot.delivered[stream.name]?.[String(shard)] ?? 0;
+    watermark[stream.name] = shards;
+  }
+  return watermark;
+}
+
+/** The invariant the snapshot gives: every delivered chunk it lists lies at or below W. A breach stops the run. */
+function assertCovered(chunks: readonly ChunkInfo[], watermark: Readonly<Record<string, number>>): void {
+  for (const chunk of chunks) {
+    if (chunk.shard !== null && (chunk.lastSeq ?? 0) > (watermark[String(chunk.shard)] ?? 0)) {
+      throw new Error(`chunk ${chunk.key} ends at seq ${chunk.lastSeq}, past the watermark ${watermark[String(chunk.shard)] ?? 0} of its shard`);
+    }
+  }
+}

@@ -1,0 +1,39 @@
+import type { Catalog } from '../catalog/index.js';
+import type { ProjectConfig } from '../config/index.js';
+import type { ObjectStore } from '../lake/index.js';
+import type { DerivedTable } from '../sql/index.js';
+import type { ViewDefinition } from '../views/index.js';
+import { batchTableSql } from './partials.js';
+
+/** The SQL table name of a view's batch layer. */
+export const batchTableName = (view: string): string => `${view}__batch`;
+
+/**
+ * The `<view>__batch` tables for the SQL engine: per view, the merge over its current version's partial files.
+ * Their state is the current version number, so the engine rebuilds a table exactly when a run flips it.
+ */
+export function batchTables(
+  catalog: Catalog,
+  store: ObjectStore,
+  config: ProjectConfig,
+  views: ReadonlyMap<string, ViewDefinition>,
+): () => Promise<DerivedTable[]> {
+  return async () => {
+    if (views.size === 0) return [];
+    const current = await catalog.currentViewVersions();
+    return [...views.values()].map((view) => {
+      const version = current.get(view.name) ?? null;
+      return {
+        name: batchTableName(view.name),
+        state: String(version ?? 'none'),
+        sql: async () => {
+          const fields = config.streams.get(view.source)!.fields;
+          if (version === null) return batchTableSql(view, fields, [], store);
+          const info = (await catalog.viewVersions(view.name)).find((v) => v.version === version);
+          // The version was replaced between the two reads: the next query sees the new state and rebuilds.
+          return batchTableSql(view, fields, info?.files ?? [], store);
+        },
+      };
+    });
+  };
+}

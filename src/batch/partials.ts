@@ -1,0 +1,71 @@
+import { createHash } from 'node:crypto';
+import type { ViewFile } from '../catalog/index.js';
+import type { FieldSpec } from '../config/index.js';
+import type { ObjectStore } from '../lake/index.js';
+import { sqlString } from '../util/duckdb.js';
+import {
+  emptySourceSql,
+  mergeSql,
+  scalarPartialSql,
+  sketchMeasures,
+  sketchPartialSql,
+  type PartialRelations,
+  type ViewDefinition,
+} from '../views/index.js';
+
+/** The column each partial file carries beside the partials: the source partition it was computed over. */
+export const PARTITION_OF_PARTIAL = '__dt';
+
+/**
+ * One relation of a view's partials: `scalar`, or `sketch<i>` for the i-th approximate measure. The name is
+ * part of the object key (`views/<view>/v=<n>/<relation>/dt=<partition>/part.parquet`), so it is an index,
+ * never a user-chosen measure name.
+ */
+export interface PartialRelation {
+  readonly name: string;
+  /** The measure a sketch relation belongs to; null for `scalar`. */
+  readonly measure: string | null;
+  /** The partial SQL over `source` (SQL yielding the source's columns). */
+  sql(source: string): string;
+}
+
+/** The partial relations of a view, in a fixed order. */
+export function partialRelations(view: ViewDefinition): PartialRelation[] {
+  return [
+    { name: 'scalar', measure: null, sql: (source: string) => scalarPartialSql(view, source) },
+    ...sketchMeasures(view).map((measure, i) => ({
+      name: `sketch${i}`,
+      measure: measure.name,
+      sql: (source: string) => sketchPartialSql(view, measure, source),
+    })),
+  ];
+}
+
+/**
+ * A digest of everything a partial file depends on besides its input rows: the partial SQL of every relation
+ * and the source's columns. A version whose plan differs is never reused from (the view's SQL changed, or the
+ * stream's schema did), so such a run recomputes every partition.
+ */
+export function planHash(view: ViewDefinition, fields: readonly FieldSpec[]): string {
+  const plan = partialRelations(view).map((relation) => [relation.name, relation.sql('<source>')]);
+  return createHash('sha256').update(JSON.stringify({ plan, fields })).digest('hex').slice(0, 16);
+}
+
+/**
+ * The SQL of `<view>__batch`: the view's merge over a version's partial files, each relation the union of its
+ * partition files (read without Hive partitioning: the `dt=`/`v=` folders are layout, not columns). A relation
+ * without files (no version yet, or a source with no rows) is the partial plan over an empty source, so the
+ * table always has the view's columns and types.
+ */
+export function batchTableSql(view: ViewDefinition, fields: readonly FieldSpec[], files: readonly ViewFile[], store: ObjectStore): string {
+  const relationSql = (relation: PartialRelation): string => {
+    const paths = files.filter((file) => file.relation === relation.name).map((file) => sqlString(store.location(file.key)));
+    if (paths.length === 0) return relation.sql(emptySourceSql(fields));
+    return `SELECT * EXCLUDE (${PARTITION_OF_PARTIAL}) FROM read_parquet([${paths.join(', ')}], hive_partitioning = false)`;
+  };
+  const relations = partialRelations(view);
+  const sketches: Record<string, string> = {};
+  for (const relation of relations) if (relation.measure !== null) sketches[relation.measure] = relationSql(relation);
+  const partials: PartialRelations = { scalar: relationSql(relations[0]!), sketches };
+  return mergeSql(view, partials);
+}

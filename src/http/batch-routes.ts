@@ -1,0 +1,70 @@
+import type { FastifyInstance } from 'fastify';
+import { BatchRunningError, type BatchRunStatus } from '../batch/index.js';
+import { MalformedInputError, NotFoundError } from '../errors.js';
+import type { Strata } from '../strata.js';
+
+/**
+ * Batch runs over HTTP:
+ *
+ * - `POST /v1/batch/runs` with `{"views": ["page_minute"], "fromScratch": true}` (both optional; no body runs
+ *   every view incrementally) → `202 {"id"}`; `404` for an unknown view; `409 {"id", "error"}` with the id of
+ *   the run already running for one of those views.
+ * - `GET /v1/batch/runs/{id}` → `{"id", "state": "running|succeeded|failed", "progress": 0..1, "watermark":
+ *   {stream: {shard: "seq"}}, "version": {view: n}, "views", "fromScratch", "recomputed": {view: [partition]},
+ *   "startedAt", "finishedAt", "error"}`; seqs are decimal strings, as offsets are everywhere in the API.
+ */
+export function registerBatchRoutes(app: FastifyInstance, strata: Strata): void {
+  app.post('/v1/batch/runs', async (request, reply) => {
+    const body = (request.body === undefined || request.body === null || (request.body as Buffer).length === 0
+      ? {}
+      : parseBody(request.body as Buffer)) as { views?: unknown; fromScratch?: unknown };
+    if (body.views !== undefined && (!Array.isArray(body.views) || !body.views.every((v) => typeof v === 'string'))) {
+      throw new MalformedInputError('"views" must be an array of view names');
+    }
+    if (body.fromScratch !== undefined && typeof body.fromScratch !== 'boolean') {
+      throw new MalformedInputError('"fromScratch" must be true or false');
+    }
+    try {
+      const run = strata.batch.start({ views: body.views as string[] | undefined, fromScratch: body.fromScratch === true });
+      return reply.code(202).send({ id: run.id });
+    } catch (error) {
+      if (error instanceof BatchRunningError) {
+        return reply.code(409).send({ id: error.runId, error: { code: error.code, message: error.message } });
+      }
+      throw error;
+    }
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/batch/runs/:id', async (request) => {
+    const run = strata.batch.status(request.params.id);
+    if (!run) throw new NotFoundError(`unknown batch run "${request.params.id}"`);
+    return renderRun(run);
+  });
+}
+
+function parseBody(body: Buffer): unknown {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch (error) {
+    throw new MalformedInputError(`the body is not JSON: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new MalformedInputError('expected a JSON object such as {"views": ["page_minute"], "fromScratch": true}');
+  }
+  return parsed;
+}
+
+/** A run's status with seqs as decimal strings. */
+export function renderRun(run: BatchRunStatus) {
+  const watermark =
+    run.watermark === null
+      ? null
+      : Object.fromEntries(
+          Object.entries(run.watermark).map(([stream, shards]) => [
+            stream,
+            Object.fromEntries(Object.entries(shards).map(([shard, seq]) => [shard, String(seq)])),
+          ]),
+        );
+  return { ...run, watermark };
+}

@@ -1,0 +1,34 @@
+import type { FastifyInstance } from 'fastify';
+import type { ChunkInfo, TableDetail } from '../catalog/index.js';
+import { NotFoundError } from '../errors.js';
+import type { Strata } from '../strata.js';
+
+/**
+ * The catalog over HTTP (the Glue Data Catalog's read side):
+ *
+ * - `GET /v1/catalog/tables` → `{"tables": [{"name", "kind", "createdAt", "schemaVersion", "columns":
+ *   [{"name", "type", "nullable"}], "chunks", "rows", "bytes"}]}`.
+ * - `GET /v1/catalog/tables/{table}` → one table as above, plus `schemaVersions` (`[{"version", "columns",
+ *   "change": {"added", "widened", "relaxed"} | null, "createdAt"}]`), `partitions` (`[{"partition", "chunks",
+ *   "rows", "bytes", "minTime", "maxTime"}]`) and `chunkList` (every file, oldest first); 404 for an unknown
+ *   table. In chunks, `shard`, `firstSeq` and `lastSeq` are decimal strings, as offsets are everywhere in the
+ *   API (a seq may outgrow 2^53); null for imported files.
+ */
+export function registerCatalogRoutes(app: FastifyInstance, strata: Strata): void {
+  app.get('/v1/catalog/tables', async () => ({ tables: await strata.catalog.tables() }));
+
+  app.get<{ Params: { table: string } }>('/v1/catalog/tables/:table', async (request) => {
+    const table = await strata.catalog.table(request.params.table);
+    if (!table) throw new NotFoundError(`unknown table "${request.params.table}"`);
+    return renderTable(table);
+  });
+}
+
+function renderTable(table: TableDetail) {
+  return { ...table, chunkList: table.chunkList.map(renderChunk) };
+}
+
+function renderChunk(chunk: ChunkInfo) {
+  const decimal = (n: number | null) => (n === null ? null : String(n));
+  return { ...chunk, shard: decimal(chunk.shard), firstSeq: decimal(chunk.firstSeq), lastSeq: decimal(chunk.lastSeq) };
+}
