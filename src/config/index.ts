@@ -42,6 +42,7 @@ export interface ProjectConfig {
   readonly log: z.output<typeof configSchema>['log'];
   readonly delivery: z.output<typeof configSchema>['delivery'];
   readonly sql: z.output<typeof configSchema>['sql'];
+  readonly speed: z.output<typeof configSchema>['speed'];
 }
 
 /** Types a `strata.config.ts`: `export default defineConfig({ streams: { ... } })`. */
@@ -83,11 +84,9 @@ export async function loadConfig(path: string): Promise<ProjectConfig> {
   } else {
     throw new ConfigError(`config ${path}: expected a .json or .ts file`);
   }
-  const config = parseConfig(raw, path);
-  // A view Strata cannot decompose stops the config here, as it would stop Strata from opening.
-  const { compileViews } = await import('../views/index.js');
-  await compileViews(config);
-  return config;
+  // Views are compiled (and an undecomposable one refused) when Strata opens, before anything else starts:
+  // the config layer stays below every other layer.
+  return parseConfig(raw, path);
 }
 
 const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -198,5 +197,6 @@ export function parseConfig(raw: unknown, source = 'config'): ProjectConfig {
     sql: parsed.data.sql,
     views,
     batch: parsed.data.batch,
+    speed: parsed.data.speed,
   };
 }

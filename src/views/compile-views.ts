@@ -5,7 +5,7 @@ import { SqlParser } from './sql-parser.js';
 /**
  * Compiles every view of a config against the streams' columns, in declaration order. The first view that
  * cannot be decomposed throws {@link UnsupportedViewError} naming the view and the construct, so an
- * unsupported view stops Strata before it starts (`loadConfig` and `Strata.open` both call this).
+ * unsupported view stops Strata before it starts (`Strata.open` calls this first).
  */
 export async function compileViews(config: ProjectConfig): Promise<Map<string, ViewDefinition>> {
   const views = new Map<string, ViewDefinition>();

@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig, parseConfig } from '../../src/config/index.js';
+import { parseConfig } from '../../src/config/index.js';
 import { Strata } from '../../src/strata.js';
 import { UnsupportedViewError } from '../../src/views/index.js';
 import { clicksConfig, removeDir, startInProcess, tempDir, waitForDelivery, writeConfig, type RunningStrata } from '../fixtures/strata.js';
@@ -24,9 +24,8 @@ describe('an unsupported view stops Strata from starting', () => {
     await expect(Strata.open({ config, dataDir: dir })).rejects.toThrow(/view "bad": count\(DISTINCT \.\.\.\) is not supported/);
   });
 
-  it('loadConfig and `strata start` refuse it the same way', async () => {
+  it('`strata start` refuses it the same way, before listening', async () => {
     const path = await writeConfig(dir, clicksConfig({ views: { bad: { sql: 'SELECT page, median(amount) AS m FROM clicks GROUP BY page', every: '1m' } } }));
-    await expect(loadConfig(path)).rejects.toThrow(/view "bad": median\(\) is not a mergeable aggregate/);
     const child = spawn(process.execPath, ['bin/strata.js', 'start', '--config', path, '--data', dir, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
