@@ -93,12 +93,7 @@ async function stageValidated(context: FileContext, target: ImportTarget, staged
   try {
     await forEachLine(context, (line, number) => {
       if (isBlank(line)) return;
-      let record: unknown;
-      try {
-        record = JSON.parse(line.toString('utf8'));
-      } catch (error) {
-        throw new MalformedInputError(`${context.label} line ${number}: not valid JSON: ${(error as Error).message}`);
-      }
+      const record = parseLine(context, line, number);
       const result = validate(record);
       if (typeof result === 'object') {
         // The validator speaks of streams; an imported table is named as such.
@@ -179,14 +174,18 @@ function trimCarriageReturn(line: Buffer): Buffer {
 async function findMalformedLine(context: FileContext): Promise<void> {
   await forEachLine({ ...context, onBytes: () => {} }, (line, number) => {
     if (isBlank(line)) return;
-    let record: unknown;
-    try {
-      record = JSON.parse(line.toString('utf8'));
-    } catch (error) {
-      throw new MalformedInputError(`${context.label} line ${number}: not valid JSON: ${(error as Error).message}`);
-    }
+    const record = parseLine(context, line, number);
     if (typeof record !== 'object' || record === null || Array.isArray(record)) {
       throw new MalformedInputError(`${context.label} line ${number}: a record must be a JSON object`);
     }
   });
+}
+
+/** One line's JSON value, or an error naming the file and the line. */
+function parseLine(context: FileContext, line: Buffer, number: number): unknown {
+  try {
+    return JSON.parse(line.toString('utf8'));
+  } catch (error) {
+    throw new MalformedInputError(`${context.label} line ${number}: not valid JSON: ${(error as Error).message}`);
+  }
 }
