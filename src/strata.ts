@@ -6,6 +6,7 @@ import type { ProjectConfig } from './config/index.js';
 import { ConfigError } from './errors.js';
 import { Ingestor, type IngestStats } from './ingest/index.js';
 import { ChunkWriter, DeliveryThread, LocalObjectStore, recoverLake, type ObjectStore } from './lake/index.js';
+import { SpeedLayer } from './speed/index.js';
 import { SqlEngine } from './sql/index.js';
 import { asSeq, EmbeddedStream, type Stream } from './stream/index.js';
 import { compileViews, type ViewDefinition } from './views/index.js';
@@ -59,6 +60,8 @@ export class Strata {
     readonly views: ReadonlyMap<string, ViewDefinition>,
     /** Batch runs over the master dataset, publishing view versions. */
     readonly batch: BatchLayer,
+    /** Micro-batches of the views over the log past each current batch version's W. */
+    readonly speed: SpeedLayer,
     /** Everything opened, in opening order; closed in reverse. */
     private readonly parts: readonly { close(): Promise<void> }[],
     private readonly lockPath: string,
@@ -81,6 +84,9 @@ export class Strata {
       await store.init();
       const removed = await recoverLake(store, catalog);
       if (removed.length > 0) options.log?.(`recovery: removed ${removed.length} lake file(s) the catalog does not list`);
+      // `<view>__speed` and `<view>` come from the speed layer, opened later: the engine asks at query time.
+      const speedRef: { layer?: SpeedLayer } = {};
+      const batchDerived = batchTables(catalog, store, options.config, views);
       const sql = await SqlEngine.open({
         catalog,
         store,
@@ -88,7 +94,7 @@ export class Strata {
         spillDir: join(dataDir, 'sql-spill'),
         timeoutMs: options.config.sql.timeoutSeconds * 1000,
         memoryLimit: options.config.sql.memoryLimit,
-        derivedTables: batchTables(catalog, store, options.config, views),
+        derivedTables: async () => [...(await batchDerived()), ...(speedRef.layer?.derivedTables() ?? [])],
       });
       opened.push(sql);
       const deliveryRef: { thread?: DeliveryThread } = {};
@@ -110,8 +116,19 @@ export class Strata {
       const batch = await BatchLayer.open({ catalog, store, config: options.config, views, spillDir: join(dataDir, 'batch-spill'), log: options.log });
       opened.push(batch);
       batch.startSchedules();
+      const speed = await SpeedLayer.open({
+        catalog,
+        stream,
+        store,
+        config: options.config,
+        views,
+        stagingDir: join(dataDir, 'speed-staging'),
+        log: options.log,
+      });
+      opened.push(speed);
+      speedRef.layer = speed;
       const ingestor = new Ingestor(stream, options.config);
-      return new Strata(options.config, dataDir, stream, ingestor, catalog, store, writer, delivery, sql, views, batch, opened, lockPath);
+      return new Strata(options.config, dataDir, stream, ingestor, catalog, store, writer, delivery, sql, views, batch, speed, opened, lockPath);
     } catch (error) {
       for (const part of opened.reverse()) await part.close();
       await rm(lockPath, { force: true });

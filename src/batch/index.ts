@@ -14,4 +14,4 @@ export {
   type BatchRunStatus,
 } from './batch-layer.js';
 export { batchTableName, batchTables } from './batch-tables.js';
-export { batchTableSql, PARTITION_OF_PARTIAL, partialRelations, planHash, type PartialRelation } from './partials.js';
+export { batchPartialRelations, batchTableSql, PARTITION_OF_PARTIAL, partialRelations, planHash, type PartialRelation } from './partials.js';

@@ -58,6 +58,19 @@ export function planHash(view: ViewDefinition, fields: readonly FieldSpec[]): st
  * table always has the view's columns and types.
  */
 export function batchTableSql(view: ViewDefinition, fields: readonly FieldSpec[], files: readonly ViewFile[], store: ObjectStore): string {
+  return mergeSql(view, batchPartialRelations(view, fields, files, store));
+}
+
+/**
+ * A version's partial relations as SQL over its files (the partition column dropped), for a merge over the
+ * batch layer alone or over the batch and speed layers together.
+ */
+export function batchPartialRelations(
+  view: ViewDefinition,
+  fields: readonly FieldSpec[],
+  files: readonly ViewFile[],
+  store: ObjectStore,
+): PartialRelations {
   const relationSql = (relation: PartialRelation): string => {
     const paths = files.filter((file) => file.relation === relation.name).map((file) => sqlString(store.location(file.key)));
     if (paths.length === 0) return relation.sql(emptySourceSql(fields));
@@ -66,6 +79,5 @@ export function batchTableSql(view: ViewDefinition, fields: readonly FieldSpec[]
   const relations = partialRelations(view);
   const sketches: Record<string, string> = {};
   for (const relation of relations) if (relation.measure !== null) sketches[relation.measure] = relationSql(relation);
-  const partials: PartialRelations = { scalar: relationSql(relations[0]!), sketches };
-  return mergeSql(view, partials);
+  return { scalar: relationSql(relations[0]!), sketches };
 }

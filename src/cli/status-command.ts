@@ -16,6 +16,15 @@ interface StreamsAnswer {
     failed: number;
     lake: { chunks: number; rows: number; bytes: number };
   }[];
+  /** Per view: its batch version and W, and the speed layer's last seq per shard (absent from older servers). */
+  views?: {
+    view: string;
+    stream: string;
+    batchVersion: number | null;
+    watermark: Record<string, string>;
+    speedSeq: Record<string, string>;
+    ranges: number;
+  }[];
 }
 
 const number = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 1 });
@@ -54,6 +63,15 @@ export function renderStatus(answer: StreamsAnswer): string {
     const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
     for (const row of rows) lines.push(`  ${row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')}`.trimEnd());
     lines.push(`  lake: ${number(stream.lake.chunks)} chunk files, ${number(stream.lake.rows)} rows, ${formatBytes(stream.lake.bytes)}`);
+  }
+  for (const view of answer.views ?? []) {
+    // Records past W, per shard: what the speed layer holds and the next batch run will take over.
+    const speedRecords = Object.entries(view.speedSeq).reduce((n, [shard, seq]) => n + Number(seq) - Number(view.watermark[shard] ?? 0), 0);
+    lines.push(
+      `view ${view.view} (${view.stream}): batch ${view.batchVersion === null ? 'none yet' : `v${view.batchVersion}`} ` +
+        `covers ${number(Object.values(view.watermark).reduce((n, seq) => n + Number(seq), 0))} records; ` +
+        `speed layer ${number(speedRecords)} records past W in ${number(view.ranges)} micro-batches`,
+    );
   }
   return lines.join('\n');
 }

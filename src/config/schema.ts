@@ -88,6 +88,16 @@ const batchSchema = z.strictObject({
     .default('4GB'),
 });
 
+const speedSchema = z.strictObject({
+  /** The speed layer's micro-batch interval: new records become visible in the merged views within about this. */
+  intervalMs: z.number().int().min(10).max(60_000).default(200),
+  /**
+   * Micro-batches held per shard before the oldest are folded into one (recomputed from the log as one range),
+   * so that a long wait for the next batch run does not pile up partial rows per micro-batch.
+   */
+  maxRangesPerShard: z.number().int().min(2).max(100_000).default(64),
+});
+
 /** Top-level keys that later parts of Strata will read; refused until they exist, so nothing passes silently. */
 export const NOT_YET_SUPPORTED = ['dashboards', 'alerts', 'policies'] as const;
 
@@ -99,6 +109,7 @@ export const configSchema = z.strictObject({
   sql: sqlSchema.default(sqlSchema.parse({})),
   views: z.record(name('a view name'), viewSchema).default({}),
   batch: batchSchema.default(batchSchema.parse({})),
+  speed: speedSchema.default(speedSchema.parse({})),
 });
 
 /** The config as a user writes it (defaults may be left out). */

@@ -7,6 +7,7 @@ import { registerCatalogRoutes } from './catalog-routes.js';
 import { registerImportRoutes } from './import-routes.js';
 import { landingPage } from './landing-page.js';
 import { registerSqlRoutes } from './sql-routes.js';
+import { registerViewRoutes } from './view-routes.js';
 
 export interface HttpServerOptions {
   /** Log server errors with pino (fastify's logger) at `warn` and above; off by default so tests stay quiet. */
@@ -25,6 +26,9 @@ export function createHttpServer(strata: Strata, options: HttpServerOptions = {}
     // Requests log at `info`: below the level, so the hot path never formats a log line.
     logger: options.logger ? { level: 'warn' } : false,
     bodyLimit: limits.maxBodyBytes,
+    // On close, end every connection at once: a client's spare keep-alive socket that never sent a request
+    // would otherwise hold the close open until its header timeout. An unanswered request was never acked.
+    forceCloseConnections: true,
   });
 
   // Bodies arrive as bytes and are parsed by the ingest layer, which names the line of a syntax error.
@@ -58,6 +62,12 @@ export function createHttpServer(strata: Strata, options: HttpServerOptions = {}
       failed: stream.ingest.failed,
       lake: stream.lake,
     })),
+    // Per view, where its batch version and its speed layer stand (seqs as decimal strings).
+    views: strata.speed.status().map((view) => ({
+      ...view,
+      watermark: Object.fromEntries(Object.entries(view.watermark).map(([shard, seq]) => [shard, String(seq)])),
+      speedSeq: Object.fromEntries(Object.entries(view.speedSeq).map(([shard, seq]) => [shard, String(seq)])),
+    })),
   }));
 
   app.post<{ Params: { stream: string } }>(
@@ -82,6 +92,7 @@ export function createHttpServer(strata: Strata, options: HttpServerOptions = {}
   registerSqlRoutes(app, strata);
   registerCatalogRoutes(app, strata);
   registerBatchRoutes(app, strata);
+  registerViewRoutes(app, strata);
 
   return app;
 }

@@ -209,7 +209,7 @@ const MAX_PREFIX_BYTES = 48;
  * The records as NDJSON, each object given its offset columns first, written straight into one buffer with
  * no object or string per record (this runs for every delivered record).
  */
-function withOffsets(batches: readonly RecordBatch[], count: number, bytes: number, shard: number): Buffer {
+export function withOffsets(batches: readonly RecordBatch[], count: number, bytes: number, shard: number): Buffer {
   const out = Buffer.allocUnsafe(bytes + count * MAX_PREFIX_BYTES);
   const shardPrefix = Buffer.from(`{"__shard":${shard},"__seq":`, 'latin1');
   let at = 0;

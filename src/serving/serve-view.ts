@@ -1,0 +1,159 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { MalformedInputError, QueryError } from '../errors.js';
+import type { SpeedLayer, ViewSnapshot } from '../speed/index.js';
+import { toJsonValue, typeName, type SqlColumn, type SqlRow } from '../sql/index.js';
+import { quoteIdent } from '../util/duckdb.js';
+import { mergeSql, type ViewDefinition } from '../views/index.js';
+
+export type ViewLayer = 'batch' | 'speed' | 'merged';
+export const VIEW_LAYERS: readonly ViewLayer[] = ['batch', 'speed', 'merged'];
+
+export type FilterOp = 'eq' | 'gte' | 'gt' | 'lte' | 'lt';
+const SQL_OPS: Record<FilterOp, string> = { eq: '=', gte: '>=', gt: '>', lte: '<=', lt: '<' };
+
+export interface ViewFilter {
+  readonly column: string;
+  readonly op: FilterOp;
+  /** The value as given; cast to the column's type in SQL, as a bound parameter. */
+  readonly value: string;
+}
+
+export interface ViewRequest {
+  readonly layer: ViewLayer;
+  readonly filters: readonly ViewFilter[];
+  readonly order: readonly { readonly column: string; readonly descending: boolean }[];
+  readonly limit: number;
+}
+
+export const DEFAULT_LIMIT = 1000;
+export const MAX_LIMIT = 100_000;
+
+export interface ViewAnswer {
+  readonly columns: SqlColumn[];
+  readonly rows: SqlRow[];
+  readonly provenance: {
+    readonly batchVersion: number | null;
+    /** The batch version's W per shard of the view's stream, seqs as decimal strings. */
+    readonly watermark: Record<string, string>;
+    /** The last seq the speed layer applied per shard, as decimal strings. */
+    readonly speedSeq: Record<string, string>;
+    /** Age in ms of the oldest durable record the view does not show yet; 0 when it shows every one. */
+    readonly freshnessMs: number;
+  };
+}
+
+/**
+ * Reads `GET /v1/views/{view}` parameters: `layer=batch|speed|merged` (default merged); `<key>=v` equality and
+ * `<key>.gte|gt|lte|lt=v` range filters on the view's group-by columns (repeated ones all apply); `order=col`
+ * ascending, `order=-col` descending, several comma-separated, on any output column (default: the group-by
+ * columns ascending); `limit` (default 1000, at most 100000). Unknown columns answer 400 naming them.
+ */
+export function parseViewRequest(view: ViewDefinition, query: Readonly<Record<string, unknown>>): ViewRequest {
+  const keys = new Set(view.keys.map((key) => key.name));
+  const outputs = new Set([...keys, ...view.measures.map((measure) => measure.name)]);
+  const unknown: string[] = [];
+  const notKeys: string[] = [];
+  const filters: ViewFilter[] = [];
+  let layer: ViewLayer = 'merged';
+  let limit = DEFAULT_LIMIT;
+  let order: { column: string; descending: boolean }[] = view.keys.map((key) => ({ column: key.name, descending: false }));
+  for (const [name, raw] of Object.entries(query)) {
+    const values = (Array.isArray(raw) ? raw : [raw]).map(String);
+    const single = (): string => {
+      if (values.length !== 1) throw new MalformedInputError(`"${name}" is given ${values.length} times; give it once`);
+      return values[0]!;
+    };
+    if (name === 'layer') {
+      const value = single();
+      if (!(VIEW_LAYERS as readonly string[]).includes(value)) throw new MalformedInputError(`layer must be one of ${VIEW_LAYERS.join(', ')}, not "${value}"`);
+      layer = value as ViewLayer;
+    } else if (name === 'limit') {
+      const value = single();
+      const n = Number(value);
+      if (!/^\d+$/.test(value) || n < 1 || n > MAX_LIMIT) throw new MalformedInputError(`limit must be an integer from 1 to ${MAX_LIMIT}, not "${value}"`);
+      limit = n;
+    } else if (name === 'order') {
+      order = single()
+        .split(',')
+        .map((part) => part.trim())
+        .filter((part) => part !== '')
+        .map((part) => ({ column: part.replace(/^-/, ''), descending: part.startsWith('-') }));
+      for (const { column } of order) if (!outputs.has(column)) unknown.push(column);
+    } else {
+      const match = /^(.*)\.(gte|gt|lte|lt)$/.exec(name);
+      const column = match ? match[1]! : name;
+      const op: FilterOp = match ? (match[2] as FilterOp) : 'eq';
+      if (!outputs.has(column)) unknown.push(column);
+      else if (!keys.has(column)) notKeys.push(column);
+      else for (const value of values) filters.push({ column, op, value });
+    }
+  }
+  if (unknown.length > 0) {
+    throw new MalformedInputError(
+      `unknown column(s) ${[...new Set(unknown)].map((c) => `"${c}"`).join(', ')} of view "${view.name}"; columns: ${[...outputs].join(', ')}`,
+    );
+  }
+  if (notKeys.length > 0) {
+    throw new MalformedInputError(
+      `filters apply to the group-by columns of view "${view.name}" (${[...keys].join(', ')}), not ${[...new Set(notKeys)].map((c) => `"${c}"`).join(', ')}`,
+    );
+  }
+  return { layer, filters, order, limit };
+}
+
+/**
+ * Answers a view from one snapshot (one batch version and exactly the speed partials past its W): the view's
+ * merge over the batch partials, the speed partials, or their union. Filter values are bound parameters cast to
+ * the column's type; a value the type cannot take answers 400.
+ */
+export async function serveView(speed: SpeedLayer, name: string, request: ViewRequest): Promise<ViewAnswer> {
+  return speed.withSnapshot(name, async (snapshot, connection) => {
+    const relations = request.layer === 'batch' ? snapshot.batch : request.layer === 'speed' ? snapshot.speed : snapshot.merged;
+    const types = await columnTypes(snapshot, connection);
+    const where = request.filters.map(
+      (filter, i) => `${quoteIdent(filter.column)} ${SQL_OPS[filter.op]} CAST($${i + 1} AS ${types.get(filter.column)!})`,
+    );
+    const orderBy = request.order.map(({ column, descending }) => `${quoteIdent(column)} ${descending ? 'DESC' : 'ASC'} NULLS LAST`);
+    const sql = `SELECT * FROM (${mergeSql(snapshot.view, relations)}) AS view
+      ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+      ${orderBy.length > 0 ? `ORDER BY ${orderBy.join(', ')}` : ''} LIMIT ${request.limit}`;
+    let reader;
+    try {
+      const prepared = await connection.prepare(sql);
+      request.filters.forEach((filter, i) => prepared.bindVarchar(i + 1, filter.value));
+      reader = await prepared.runAndReadAll();
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (/Conversion Error|Could not convert|invalid/i.test(message)) throw new MalformedInputError(`a filter value does not fit its column: ${message}`);
+      throw new QueryError(message);
+    }
+    const names = reader.columnNames();
+    const columns = reader.columnTypes().map((type, i) => ({ name: names[i]!, type: typeName(type) }));
+    const rows = reader.convertRowObjects(toJsonValue) as SqlRow[];
+    const strings = (seqs: Readonly<Record<string, number>>) => Object.fromEntries(Object.entries(seqs).map(([shard, seq]) => [shard, String(seq)]));
+    return {
+      columns,
+      rows,
+      provenance: {
+        batchVersion: snapshot.batchVersion,
+        watermark: strings(snapshot.watermark),
+        speedSeq: strings(snapshot.speedSeq),
+        freshnessMs: snapshot.freshnessMs,
+      },
+    };
+  });
+}
+
+/** Per view, its output columns' DuckDB types (they never change while Strata runs). */
+const typeCache = new WeakMap<ViewDefinition, Map<string, string>>();
+
+async function columnTypes(snapshot: ViewSnapshot, connection: DuckDBConnection): Promise<Map<string, string>> {
+  const cached = typeCache.get(snapshot.view);
+  if (cached) return cached;
+  const reader = await connection.runAndReadAll(`SELECT * FROM (${mergeSql(snapshot.view, snapshot.empty)}) LIMIT 0`);
+  const names = reader.columnNames();
+  const types = new Map(reader.columnTypes().map((type, i) => [names[i]!, type.toString()]));
+  typeCache.set(snapshot.view, types);
+  return types;
+}
+

@@ -1,0 +1,123 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clicksConfig, removeDir, startInProcess, tempDir, waitForDelivery, type RunningStrata } from '../fixtures/strata.js';
+import { ingest } from '../batch/support.js';
+
+const VIEW = `SELECT page, time_bucket(INTERVAL '1 hour', ts) AS hour, count(*) AS views, sum(amount) AS revenue,
+  approx_count_distinct(user_id) AS users FROM clicks GROUP BY page, hour`;
+
+interface Answer {
+  columns: { name: string; type: string }[];
+  rows: Record<string, unknown>[];
+  provenance: { batchVersion: number | null; watermark: Record<string, string>; speedSeq: Record<string, string>; freshnessMs: number };
+}
+
+const event = (i: number, page: string, hour: number, amount: number) => ({
+  event_id: `e${i}`,
+  ts: `2026-11-25T${String(hour).padStart(2, '0')}:15:00Z`,
+  user_id: `u${i % 7}`,
+  page,
+  amount,
+});
+
+describe('GET /v1/views/{view}', () => {
+  let dir: string;
+  let server: RunningStrata;
+  const get = async (query: string) => {
+    const response = await fetch(`${server.url}/v1/views/${query}`);
+    return { status: response.status, body: (await response.json()) as Answer & { error?: { code: string; message: string } } };
+  };
+  const speedCaughtUp = async (total: number) => {
+    for (let i = 0; i < 200; i++) {
+      const { body } = await get('hits');
+      if (Object.values(body.provenance.speedSeq).reduce((a, b) => a + Number(b), 0) >= total) return body;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    throw new Error('the speed layer did not catch up');
+  };
+
+  beforeAll(async () => {
+    dir = await tempDir();
+    server = await startInProcess(clicksConfig({ delivery: { maxSeconds: 0.05 }, speed: { intervalMs: 50 }, views: { hits: VIEW } }, 2), dir);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await removeDir(dir);
+  });
+
+  it('answers the speed layer alone before any batch run, with its provenance', async () => {
+    await ingest(server, [event(1, '/a', 10, 1.5), event(2, '/a', 10, 2.5), event(3, '/b', 11, 4), event(4, '/c', 12, 8)]);
+    const body = await speedCaughtUp(4);
+    expect(body.columns).toEqual([
+      { name: 'page', type: 'VARCHAR' },
+      { name: 'hour', type: 'TIMESTAMP' },
+      { name: 'views', type: 'BIGINT' },
+      { name: 'revenue', type: 'DOUBLE' },
+      { name: 'users', type: 'BIGINT' },
+    ]);
+    // Default order: the group-by columns ascending.
+    expect(body.rows).toEqual([
+      { page: '/a', hour: '2026-11-25T10:00:00.000Z', views: '2', revenue: 4, users: '2' },
+      { page: '/b', hour: '2026-11-25T11:00:00.000Z', views: '1', revenue: 4, users: '1' },
+      { page: '/c', hour: '2026-11-25T12:00:00.000Z', views: '1', revenue: 8, users: '1' },
+    ]);
+    expect(body.provenance.batchVersion).toBeNull();
+    expect(body.provenance.watermark).toEqual({ 0: '0', 1: '0' });
+    expect(typeof body.provenance.freshnessMs).toBe('number');
+  });
+
+  it('splits the rows between the layers at W after a batch run, and merges them', async () => {
+    await waitForDelivery(server);
+    expect((await server.strata.batch.run()).state).toBe('succeeded');
+    await ingest(server, [event(5, '/a', 10, 10), event(6, '/d', 13, 1)]);
+    const merged = await speedCaughtUp(6);
+    expect(merged.provenance.batchVersion).toBe(1);
+    expect(merged.rows.map((row) => [row.page, row.views, row.revenue])).toEqual([
+      ['/a', '3', 14],
+      ['/b', '1', 4],
+      ['/c', '1', 8],
+      ['/d', '1', 1],
+    ]);
+    const batch = (await get('hits?layer=batch')).body;
+    expect(batch.rows.map((row) => [row.page, row.views])).toEqual([
+      ['/a', '2'],
+      ['/b', '1'],
+      ['/c', '1'],
+    ]);
+    const speed = (await get('hits?layer=speed')).body;
+    expect(speed.rows.map((row) => [row.page, row.views])).toEqual([
+      ['/a', '1'],
+      ['/d', '1'],
+    ]);
+  });
+
+  it('filters on group-by columns with bound values, orders and limits', async () => {
+    expect((await get('hits?page=/a')).body.rows.map((row) => row.views)).toEqual(['3']);
+    expect((await get('hits?hour.gte=2026-11-25T11:00:00Z&hour.lt=2026-11-25T13:00:00Z')).body.rows.map((row) => row.page)).toEqual(['/b', '/c']);
+    expect((await get('hits?order=-revenue&limit=2')).body.rows.map((row) => row.page)).toEqual(['/a', '/c']);
+    // A value is data, never SQL.
+    expect((await get(`hits?page=${encodeURIComponent("/a' OR '1'='1")}`)).body.rows).toEqual([]);
+  });
+
+  it('offers the view and its speed layer as SQL tables, equal to the API', async () => {
+    const sqlRows = async (table: string) =>
+      (await server.strata.sql.queryAll(`SELECT page, views, revenue FROM ${table} ORDER BY page`)).rows.map((row) => [row.page, row.views, row.revenue]);
+    expect(await sqlRows('hits')).toEqual((await get('hits')).body.rows.map((row) => [row.page, row.views, row.revenue]));
+    expect(await sqlRows('hits__speed')).toEqual((await get('hits?layer=speed')).body.rows.map((row) => [row.page, row.views, row.revenue]));
+    expect(await sqlRows('hits__batch')).toEqual((await get('hits?layer=batch')).body.rows.map((row) => [row.page, row.views, row.revenue]));
+    // A new record shows in the next query's `hits`.
+    await ingest(server, [event(7, '/e', 14, 2)]);
+    await speedCaughtUp(7);
+    expect((await server.strata.sql.queryAll(`SELECT count(*) AS n FROM hits`)).rows).toEqual([{ n: '5' }]);
+  });
+
+  it('refuses unknown columns, bad values and unknown views', async () => {
+    const unknown = await get('hits?nope=1&order=-missing');
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error!.message).toMatch(/"nope", "missing"/);
+    expect((await get('hits?views=3')).status).toBe(400);
+    expect((await get('hits?hour=yesterday')).status).toBe(400);
+    expect((await get('hits?limit=100001')).status).toBe(400);
+    expect((await get('hits?layer=cold')).status).toBe(400);
+    expect((await get('nothing')).status).toBe(404);
+  });
+});
