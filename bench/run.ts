@@ -19,6 +19,7 @@ const BENCHMARKS: readonly { readonly name: string; readonly load: () => Promise
   { name: 'import', load: () => import('./import.js') },
   { name: 'sql', load: () => import('./sql.js') },
   { name: 'batch', load: () => import('./batch.js') },
+  { name: 'views', load: () => import('./views.js') },
 ];
 
 const RUNNER_OPTIONS: Record<string, BenchOption> = {

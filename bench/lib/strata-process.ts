@@ -167,10 +167,15 @@ export async function startStrata(options: StartStrataOptions): Promise<StrataPr
   }
 }
 
-/** The `.cpuprofile` that `node --cpu-prof` wrote in `dir` for process `pid` (named CPU.<date>.<time>.<pid>.…), or null. */
+/**
+ * The `.cpuprofile` that `node --cpu-prof` wrote in `dir` for the main thread of process `pid` (named
+ * CPU.<date>.<time>.<pid>.<thread>.<seq>; worker threads such as delivery's write their own, thread ≠ 0), or null.
+ */
 export async function cpuProfileOf(dir: string, pid: number): Promise<string | null> {
   const names = await readdir(dir).catch(() => [] as string[]);
-  const mine = names.filter((name) => name.endsWith('.cpuprofile') && name.split('.')[3] === String(pid)).sort();
+  const mine = names
+    .filter((name) => name.endsWith('.cpuprofile') && name.split('.')[3] === String(pid) && name.split('.')[4] === '0')
+    .sort();
   const last = mine[mine.length - 1];
   return last === undefined ? null : join(dir, last);
 }

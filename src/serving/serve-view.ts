@@ -114,8 +114,15 @@ export async function serveView(speed: SpeedLayer, name: string, request: ViewRe
       (filter, i) => `${quoteIdent(filter.column)} ${SQL_OPS[filter.op]} CAST($${i + 1} AS ${types.get(filter.column)!})`,
     );
     const orderBy = request.order.map(({ column, descending }) => `${quoteIdent(column)} ${descending ? 'DESC' : 'ASC'} NULLS LAST`);
-    const sql = `SELECT * FROM (${mergeSql(snapshot.view, relations)}) AS view
-      ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+    // Filters name group-by columns only, which every partial relation carries: applied to the partials, the
+    // merge (and its sketch estimates) runs over the matching groups alone, with the same answer.
+    const condition = where.join(' AND ');
+    const narrow = (relation: string) => (where.length > 0 ? `SELECT * FROM (${relation}) WHERE ${condition}` : relation);
+    const filtered = {
+      scalar: narrow(relations.scalar),
+      sketches: Object.fromEntries(Object.entries(relations.sketches).map(([measure, sql]) => [measure, narrow(sql)])),
+    };
+    const sql = `SELECT * FROM (${mergeSql(snapshot.view, filtered)}) AS view
       ${orderBy.length > 0 ? `ORDER BY ${orderBy.join(', ')}` : ''} LIMIT ${request.limit}`;
     let reader;
     try {
