@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { getJson } from './server-client.js';
 
 interface StreamsAnswer {
   streams: {
@@ -83,14 +84,7 @@ export function statusCommand(): Command {
     .option('--json', 'print the JSON answer of GET /v1/streams')
     .addHelpText('after', '\nExample:\n  strata status --url http://127.0.0.1:7070')
     .action(async (options: { url: string; json?: boolean }) => {
-      let response: Response;
-      try {
-        response = await fetch(new URL('/v1/streams', options.url));
-      } catch {
-        throw new Error(`no Strata server answers at ${options.url}; start one with \`strata start\``);
-      }
-      if (!response.ok) throw new Error(`${options.url} answered ${response.status}: ${await response.text()}`);
-      const answer = (await response.json()) as StreamsAnswer;
+      const answer = await getJson<StreamsAnswer>(options.url, '/v1/streams');
       console.log(options.json ? JSON.stringify(answer, null, 2) : renderStatus(answer));
     });
 }
