@@ -115,27 +115,37 @@ describe('HTTP ingest API', () => {
     const stalled = server.strata.stream as unknown as { append: (...args: unknown[]) => Promise<never> };
     stalled.append = () => new Promise<never>(() => {});
     const body = JSON.stringify(Array.from({ length: 4000 }, (_, i) => click(i, { page: '/'.padEnd(100, 'x') })));
+    // Every request the stalled disk holds stays unanswered; abort them all at the end.
     const abort = new AbortController();
-    const first = fetch(`${server.url}/v1/streams/clicks/records`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body,
-      signal: abort.signal,
-    }).catch(() => null);
-    // Wait until the first request's bytes are counted as pending.
-    for (let i = 0; i < 100; i++) {
-      const probe = await postRecords(server.url, 'clicks', body);
-      if (probe.status === 503) {
-        expect(probe.headers.get('retry-after')).toBe('1');
-        expect(probe.body).toMatchObject({ error: { code: 'overloaded' } });
-        abort.abort();
-        await first;
+    const send = () =>
+      fetch(`${server.url}/v1/streams/clicks/records`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+        signal: abort.signal,
+      });
+    const held: Promise<unknown>[] = [];
+    try {
+      for (let i = 0; i < 100; i++) {
+        // A request that lands before the bound is full is held by the stalled disk, not answered: it only adds
+        // to the pending bytes, so the next one must see the bound crossed.
+        const probe = send();
+        const answer = await Promise.race([probe, new Promise<null>((resolve) => setTimeout(() => resolve(null), 500))]);
+        if (answer === null) {
+          held.push(probe.catch(() => null));
+          continue;
+        }
+        expect(answer.status).toBe(503);
+        expect(answer.headers.get('retry-after')).toBe('1');
+        expect(await answer.json()).toMatchObject({ error: { code: 'overloaded' } });
+        expect(held.length).toBeGreaterThan(0);
         return;
       }
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      throw new Error('never answered 503');
+    } finally {
+      abort.abort();
+      await Promise.all(held);
     }
-    abort.abort();
-    throw new Error('never answered 503');
   });
 
   it('shows streams with last seq per shard and answers /health', async () => {
