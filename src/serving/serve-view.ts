@@ -1,9 +1,9 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { MalformedInputError, QueryError } from '../errors.js';
+import { MalformedInputError, NotFoundError, QueryError } from '../errors.js';
 import type { SpeedLayer, ViewSnapshot } from '../speed/index.js';
 import { toJsonValue, typeName, type SqlColumn, type SqlRow } from '../sql/index.js';
 import { quoteIdent } from '../util/duckdb.js';
-import { mergeSql, type ViewDefinition } from '../views/index.js';
+import { mergeSql, type PartialRelations, type ViewDefinition } from '../views/index.js';
 
 export type ViewLayer = 'batch' | 'speed' | 'merged';
 export const VIEW_LAYERS: readonly ViewLayer[] = ['batch', 'speed', 'merged'];
@@ -20,6 +20,8 @@ export interface ViewFilter {
 
 export interface ViewRequest {
   readonly layer: ViewLayer;
+  /** An older (kept) batch version to answer from instead of the current one; implies the batch layer. */
+  readonly version: number | null;
   readonly filters: readonly ViewFilter[];
   readonly order: readonly { readonly column: string; readonly descending: boolean }[];
   readonly limit: number;
@@ -46,7 +48,9 @@ export interface ViewAnswer {
  * Reads `GET /v1/views/{view}` parameters: `layer=batch|speed|merged` (default merged); `<key>=v` equality and
  * `<key>.gte|gt|lte|lt=v` range filters on the view's group-by columns (repeated ones all apply); `order=col`
  * ascending, `order=-col` descending, several comma-separated, on any output column (default: the group-by
- * columns ascending); `limit` (default 1000, at most 100000). Unknown columns answer 400 naming them.
+ * columns ascending); `limit` (default 1000, at most 100000); `version=N` answers from batch version N (the
+ * current one or one of those kept), the batch layer alone: a past version has no speed layer of its own, so
+ * `version` with `layer=speed|merged` answers 400. Unknown columns answer 400 naming them.
  */
 export function parseViewRequest(view: ViewDefinition, query: Readonly<Record<string, unknown>>): ViewRequest {
   const keys = new Set(view.keys.map((key) => key.name));
@@ -54,7 +58,8 @@ export function parseViewRequest(view: ViewDefinition, query: Readonly<Record<st
   const unknown: string[] = [];
   const notKeys: string[] = [];
   const filters: ViewFilter[] = [];
-  let layer: ViewLayer = 'merged';
+  let layer: ViewLayer | null = null;
+  let version: number | null = null;
   let limit = DEFAULT_LIMIT;
   let order: { column: string; descending: boolean }[] = view.keys.map((key) => ({ column: key.name, descending: false }));
   for (const [name, raw] of Object.entries(query)) {
@@ -67,6 +72,10 @@ export function parseViewRequest(view: ViewDefinition, query: Readonly<Record<st
       const value = single();
       if (!(VIEW_LAYERS as readonly string[]).includes(value)) throw new MalformedInputError(`layer must be one of ${VIEW_LAYERS.join(', ')}, not "${value}"`);
       layer = value as ViewLayer;
+    } else if (name === 'version') {
+      const value = single();
+      if (!/^[1-9]\d{0,8}$/.test(value)) throw new MalformedInputError(`version must be a positive integer, not "${value}"`);
+      version = Number(value);
     } else if (name === 'limit') {
       const value = single();
       const n = Number(value);
@@ -98,32 +107,68 @@ export function parseViewRequest(view: ViewDefinition, query: Readonly<Record<st
       `filters apply to the group-by columns of view "${view.name}" (${[...keys].join(', ')}), not ${[...new Set(notKeys)].map((c) => `"${c}"`).join(', ')}`,
     );
   }
-  return { layer, filters, order, limit };
+  if (version !== null && layer !== null && layer !== 'batch') {
+    throw new MalformedInputError(`version=${version} answers from a batch version alone; it takes layer=batch, not layer=${layer}`);
+  }
+  return { layer: layer ?? (version !== null ? 'batch' : 'merged'), version, filters, order, limit };
 }
 
 /**
- * Answers a view from one snapshot (one batch version and exactly the speed partials past its W): the view's
- * merge over the batch partials, the speed partials, or their union. Filter values are bound parameters cast to
- * the column's type; a value the type cannot take answers 400.
+ * Answers a view from one snapshot (one batch version and exactly the speed partials past its W).
+ *
+ * The batch layer is the version's merged rows, computed once when the speed layer loaded the version. The
+ * merged layer re-merges only the groups the speed layer holds: every other group's merged value is its batch
+ * value, so the answer is those batch rows (an anti-join on the speed layer's keys) plus the view's merge over
+ * the batch and speed partials of the speed layer's groups alone (a semi-join). That keeps a query over a view
+ * of millions of groups to the size of its recent ones. Filters name group-by columns only, which every
+ * relation carries, so they apply before either merge. Filter values are bound parameters cast to the
+ * column's type; a value the type cannot take answers 400.
  */
 export async function serveView(speed: SpeedLayer, name: string, request: ViewRequest): Promise<ViewAnswer> {
   return speed.withSnapshot(name, async (snapshot, connection) => {
-    const relations = request.layer === 'batch' ? snapshot.batch : request.layer === 'speed' ? snapshot.speed : snapshot.merged;
+    const view = snapshot.view;
     const types = await columnTypes(snapshot, connection);
     const where = request.filters.map(
       (filter, i) => `${quoteIdent(filter.column)} ${SQL_OPS[filter.op]} CAST($${i + 1} AS ${types.get(filter.column)!})`,
     );
-    const orderBy = request.order.map(({ column, descending }) => `${quoteIdent(column)} ${descending ? 'DESC' : 'ASC'} NULLS LAST`);
-    // Filters name group-by columns only, which every partial relation carries: applied to the partials, the
-    // merge (and its sketch estimates) runs over the matching groups alone, with the same answer.
     const condition = where.join(' AND ');
-    const narrow = (relation: string) => (where.length > 0 ? `SELECT * FROM (${relation}) WHERE ${condition}` : relation);
-    const filtered = {
-      scalar: narrow(relations.scalar),
-      sketches: Object.fromEntries(Object.entries(relations.sketches).map(([measure, sql]) => [measure, narrow(sql)])),
+    const narrow = (relation: string, extra?: string) => {
+      const conditions = [...(where.length > 0 ? [condition] : []), ...(extra !== undefined ? [extra] : [])];
+      return conditions.length > 0 ? `SELECT * FROM (${relation}) AS relation WHERE ${conditions.join(' AND ')}` : relation;
     };
-    const sql = `SELECT * FROM (${mergeSql(snapshot.view, filtered)}) AS view
-      ${orderBy.length > 0 ? `ORDER BY ${orderBy.join(', ')}` : ''} LIMIT ${request.limit}`;
+    const each = (relations: PartialRelations, map: (sql: string) => string): PartialRelations => ({
+      scalar: map(relations.scalar),
+      sketches: Object.fromEntries(Object.entries(relations.sketches).map(([measure, sql]) => [measure, map(sql)])),
+    });
+    let rows: string;
+    let past: { version: number; watermark: Readonly<Record<string, number>> } | null = null;
+    if (request.version !== null && request.version !== snapshot.batchVersion) {
+      const kept = await snapshot.versionPartials(request.version);
+      if (kept === null) throw new NotFoundError(`view "${view.name}" has no version ${request.version} (it was never published, or is no longer kept)`);
+      rows = mergeSql(view, each(kept.partials, (sql) => narrow(sql)));
+      past = { version: request.version, watermark: kept.watermark };
+    } else if (request.layer === 'batch') {
+      rows = narrow(snapshot.batchRows);
+    } else if (request.layer === 'speed') {
+      rows = mergeSql(view, each(snapshot.speed, (sql) => narrow(sql)));
+    } else if (view.keys.length === 0) {
+      rows = mergeSql(view, each(snapshot.merged, (sql) => narrow(sql)));
+    } else {
+      const keys = view.keys.map((key) => quoteIdent(key.name));
+      const speedKeys = `SELECT DISTINCT ${keys.join(', ')} FROM (${snapshot.speed.scalar})`;
+      const matches = keys.map((key) => `speed_key.${key} IS NOT DISTINCT FROM relation.${key}`).join(' AND ');
+      const held = `EXISTS (SELECT 1 FROM (${speedKeys}) AS speed_key WHERE ${matches})`;
+      const overlap = each(snapshot.batch, (sql) => narrow(sql, held));
+      const recent = mergeSql(view, {
+        scalar: `SELECT * FROM (${overlap.scalar}) UNION ALL BY NAME SELECT * FROM (${narrow(snapshot.speed.scalar)})`,
+        sketches: Object.fromEntries(
+          Object.entries(overlap.sketches).map(([measure, sql]) => [measure, `SELECT * FROM (${sql}) UNION ALL BY NAME SELECT * FROM (${narrow(snapshot.speed.sketches[measure]!)})`]),
+        ),
+      });
+      rows = `SELECT * FROM (${narrow(snapshot.batchRows, `NOT ${held}`)}) UNION ALL BY NAME SELECT * FROM (${recent})`;
+    }
+    const orderBy = request.order.map(({ column, descending }) => `${quoteIdent(column)} ${descending ? 'DESC' : 'ASC'} NULLS LAST`);
+    const sql = `SELECT * FROM (${rows}) AS view ${orderBy.length > 0 ? `ORDER BY ${orderBy.join(', ')}` : ''} LIMIT ${request.limit}`;
     let reader;
     try {
       const prepared = await connection.prepare(sql);
@@ -136,17 +181,20 @@ export async function serveView(speed: SpeedLayer, name: string, request: ViewRe
     }
     const names = reader.columnNames();
     const columns = reader.columnTypes().map((type, i) => ({ name: names[i]!, type: typeName(type) }));
-    const rows = reader.convertRowObjects(toJsonValue) as SqlRow[];
+    const answerRows = reader.convertRowObjects(toJsonValue) as SqlRow[];
     const strings = (seqs: Readonly<Record<string, number>>) => Object.fromEntries(Object.entries(seqs).map(([shard, seq]) => [shard, String(seq)]));
     return {
       columns,
-      rows,
-      provenance: {
-        batchVersion: snapshot.batchVersion,
-        watermark: strings(snapshot.watermark),
-        speedSeq: strings(snapshot.speedSeq),
-        freshnessMs: snapshot.freshnessMs,
-      },
+      rows: answerRows,
+      provenance: past
+        ? // Another version: its own W, and no speed layer (the speed layer complements the current one).
+          { batchVersion: past.version, watermark: strings(past.watermark), speedSeq: {}, freshnessMs: snapshot.freshnessMs }
+        : {
+            batchVersion: snapshot.batchVersion,
+            watermark: strings(snapshot.watermark),
+            speedSeq: strings(snapshot.speedSeq),
+            freshnessMs: snapshot.freshnessMs,
+          },
     };
   });
 }

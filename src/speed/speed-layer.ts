@@ -17,6 +17,9 @@ export const SPEED_CONSUMER = 'speed';
 /** The columns each stored speed partial row carries beside the partials: the micro-batch it came from. */
 export const RANGE_COLUMNS = ['__range_shard', '__range_first', '__range_last'] as const;
 
+/** How often the views' memory is measured for `strata status`. */
+const MEMORY_EVERY_MS = 5000;
+
 /** Most records one micro-batch of one shard reads. */
 const MICRO_BATCH_RECORDS = 50_000;
 
@@ -37,14 +40,31 @@ interface Range {
   readonly last: number;
 }
 
+/** A batch version loaded into the speed layer's DuckDB: its partials and its merged rows, as tables. */
+interface LoadedVersion {
+  readonly info: ViewVersionInfo;
+  /** Per relation (same order as the view's relations), the table of the version's partials. */
+  readonly partials: readonly string[];
+  /** The version's merged rows (the view over the batch layer alone), sorted by the group keys. */
+  readonly final: string;
+}
+
 interface ViewState {
   readonly view: ViewDefinition;
+  /** Prefix of the view's tables in the speed layer's DuckDB. */
+  readonly prefix: string;
   readonly stream: StreamConfig;
   readonly relations: readonly PartialRelation[];
   /** Per relation (same order), the in-memory table of its speed partials. */
   readonly tables: readonly string[];
-  /** The batch version the speed partials complement; null before any. */
-  version: ViewVersionInfo | null;
+  /** The batch version the speed partials complement, loaded; null before any. */
+  version: LoadedVersion | null;
+  /** A newer version loaded (off the serving path) and waiting to be adopted at the next turn. */
+  loaded: LoadedVersion | null;
+  /** The loaded version being adopted right now (between `loaded` and `version`). */
+  adopting: LoadedVersion | null;
+  /** The load of a newer version under way, if any. */
+  loading: Promise<void> | null;
   /** Per shard, that version's W (0 before any version). */
   watermark: number[];
   /** Per shard, the last seq the speed partials cover (>= watermark). */
@@ -55,6 +75,8 @@ interface ViewState {
   recomputed: number;
   /** Times the oldest ranges of a shard were folded into one. */
   compacted: number;
+  /** The last measure of the view's memory in this DuckDB; null until the first one. */
+  memory: ViewMemory | null;
   /** Bumped at every change of the partials or the version: the state of the view's SQL tables. */
   generation: number;
   /** The latest export of the partials for the SQL engine, and older ones kept while queries may read them. */
@@ -71,12 +93,34 @@ export interface ViewSnapshot {
   readonly speedSeq: Readonly<Record<string, number>>;
   /** Age in ms of the oldest durable record the view does not show yet; 0 when it shows every one. */
   readonly freshnessMs: number;
+  /** The batch version's partials (in memory). */
   readonly batch: PartialRelations;
+  /** The batch version's merged rows (the view over the batch layer alone), sorted by the group keys. */
+  readonly batchRows: string;
   readonly speed: PartialRelations;
   /** Each relation the union of the batch and speed partials. */
   readonly merged: PartialRelations;
   /** The view's relations over no rows: the view's columns and types. */
   readonly empty: PartialRelations;
+  /** Another kept version's partials, read from its files, and its W per shard; null when it is not kept. */
+  versionPartials(version: number): Promise<{ readonly partials: PartialRelations; readonly watermark: Readonly<Record<string, number>> } | null>;
+}
+
+/**
+ * A view's memory in the speed layer's DuckDB. DuckDB reports its in-memory tables' bytes only in total; each
+ * table's share is estimated by its rows times columns, so the figures are estimates, measured every few seconds.
+ */
+export interface ViewMemory {
+  /** Distinct group keys the speed partials hold. */
+  readonly speedGroupKeys: number;
+  readonly speedBytes: number;
+  /** speedBytes / speedGroupKeys: what one more recent group costs (0 without any). */
+  readonly speedBytesPerGroupKey: number;
+  /** Group keys (merged rows) of the loaded batch version. */
+  readonly batchGroupKeys: number;
+  /** The loaded batch version: its partials and merged rows, kept in memory for serving. */
+  readonly batchBytes: number;
+  readonly measuredAt: string;
 }
 
 /** Per view, what `strata status` shows of the speed layer. */
@@ -92,6 +136,8 @@ export interface SpeedViewStatus {
   readonly recomputedRanges: number;
   /** Times old micro-batches were folded into one range since open. */
   readonly compactions: number;
+  /** Null until first measured (a few seconds after open). */
+  readonly memory: ViewMemory | null;
 }
 
 /**
@@ -114,11 +160,14 @@ export class SpeedLayer {
   private closed = false;
   private tick: Promise<void> = Promise.resolve();
   private staged = 0;
+  private memoryMeasuredAt = 0;
 
   private constructor(
     private readonly options: SpeedLayerOptions,
     private readonly instance: DuckDBInstance,
     private readonly connection: DuckDBConnection,
+    /** Loads newly published batch versions beside the micro-batches, so a hand-over never stalls them. */
+    private readonly loader: DuckDBConnection,
     private readonly states: ReadonlyMap<string, ViewState>,
   ) {}
 
@@ -134,8 +183,9 @@ export class SpeedLayer {
       const stream = options.config.streams.get(view.source)!;
       const relations = partialRelations(view);
       const tables: string[] = [];
+      const prefix = `view${index}`;
       for (const relation of relations) {
-        const table = quoteIdent(`speed_${index}_${relation.name}`);
+        const table = quoteIdent(`${prefix}_speed_${relation.name}`);
         await connection.run(
           `CREATE TABLE ${table} AS SELECT *, 0::INTEGER AS ${RANGE_COLUMNS[0]}, 0::BIGINT AS ${RANGE_COLUMNS[1]}, 0::BIGINT AS ${RANGE_COLUMNS[2]}
              FROM (${relation.sql(emptySourceSql(stream.fields))}) WHERE false`,
@@ -146,26 +196,34 @@ export class SpeedLayer {
       const zeros = () => Array.from({ length: stream.shards }, () => 0);
       states.set(view.name, {
         view,
+        prefix,
         stream,
         relations,
         tables,
         version: null,
+        loaded: null,
+        adopting: null,
+        loading: null,
         watermark: zeros(),
         seq: zeros(),
         ranges: Array.from({ length: stream.shards }, () => []),
         recomputed: 0,
         compacted: 0,
+        memory: null,
         generation: 0,
         exports: [],
       });
     }
-    const layer = new SpeedLayer(options, instance, connection, states);
+    const loader = await instance.connect();
+    const layer = new SpeedLayer(options, instance, connection, loader, states);
     try {
+      await layer.loadNewVersions();
       await layer.exclusive(async () => {
         await layer.syncVersions();
         await layer.checkpoint(null);
       });
     } catch (error) {
+      loader.closeSync();
       connection.closeSync();
       instance.closeSync();
       throw error;
@@ -185,19 +243,20 @@ export class SpeedLayer {
     return [...this.states.values()].map((state) => ({
       view: state.view.name,
       stream: state.stream.name,
-      batchVersion: state.version?.version ?? null,
+      batchVersion: state.version?.info.version ?? null,
       watermark: Object.fromEntries(state.watermark.map((w, shard) => [String(shard), w])),
       speedSeq: Object.fromEntries(state.seq.map((seq, shard) => [String(shard), seq])),
       ranges: state.ranges.reduce((n, ranges) => n + ranges.length, 0),
       recomputedRanges: state.recomputed,
       compactions: state.compacted,
+      memory: state.memory,
     }));
   }
 
   /**
-   * Runs `read` over one consistent snapshot of a view: its current batch version (made current here if a newer
-   * one was published) and the speed partials past that version's W, with the connection to query them on.
-   * Nothing else runs on the speed layer until `read` resolves.
+   * Runs `read` over one consistent snapshot of a view: its current batch version (loaded and made current
+   * here if a newer one was published) and the speed partials past that version's W, with the connection to
+   * query them on. Nothing else runs on the speed layer until `read` resolves.
    */
   async withSnapshot<T>(name: string, read: (snapshot: ViewSnapshot, connection: DuckDBConnection) => Promise<T>): Promise<T> {
     const state = this.states.get(name);
@@ -205,33 +264,50 @@ export class SpeedLayer {
       const known = [...this.states.keys()];
       throw new NotFoundError(`unknown view "${name}"${known.length > 0 ? `; views: ${known.join(', ')}` : '; the config declares no views'}`);
     }
+    // A version published since the last turn is loaded first, beside the micro-batches, so the read sees it.
+    await this.ensureLoaded(state);
     return this.exclusive(async () => {
       if (this.closed) throw new Error('the speed layer is closed');
       await this.syncVersions();
-      const { store } = this.options;
+      const { store, catalog } = this.options;
       const fields = state.stream.fields;
-      const batch = batchPartialRelations(state.view, fields, state.version?.files ?? [], store);
       const empty = batchPartialRelations(state.view, fields, [], store);
+      const loaded = state.version;
+      const batch = loaded ? this.byRelation(state, loaded.partials.map((table) => `SELECT * FROM ${table}`)) : empty;
       const exclude = RANGE_COLUMNS.join(', ');
       const speedSql = state.tables.map((table) => `SELECT * EXCLUDE (${exclude}) FROM ${table}`);
-      const byRelation = (sqls: readonly string[]): PartialRelations => ({
-        scalar: sqls[0]!,
-        sketches: Object.fromEntries(state.relations.flatMap((relation, i) => (relation.measure === null ? [] : [[relation.measure, sqls[i]!]]))),
-      });
-      const batchSql = [batch.scalar, ...state.relations.slice(1).map((relation) => batch.sketches[relation.measure!]!)];
+      const batchSql = this.relationList(state, batch);
       const snapshot: ViewSnapshot = {
         view: state.view,
-        batchVersion: state.version?.version ?? null,
+        batchVersion: loaded?.info.version ?? null,
         watermark: Object.fromEntries(state.watermark.map((w, shard) => [String(shard), w])),
         speedSeq: Object.fromEntries(state.seq.map((seq, shard) => [String(shard), seq])),
         freshnessMs: await this.freshness(state),
         batch,
-        speed: byRelation(speedSql),
-        merged: byRelation(batchSql.map((sql, i) => `SELECT * FROM (${sql}) UNION ALL BY NAME SELECT * FROM (${speedSql[i]!})`)),
+        batchRows: loaded ? `SELECT * FROM ${loaded.final}` : mergeSql(state.view, empty),
+        speed: this.byRelation(state, speedSql),
+        merged: this.byRelation(state, batchSql.map((sql, i) => `SELECT * FROM (${sql}) UNION ALL BY NAME SELECT * FROM (${speedSql[i]!})`)),
         empty,
+        versionPartials: async (version) => {
+          const info = (await catalog.viewVersions(state.view.name)).find((v) => v.version === version);
+          if (!info) return null;
+          return { partials: batchPartialRelations(state.view, fields, info.files, store), watermark: info.watermark[state.stream.name] ?? {} };
+        },
       };
       return read(snapshot, this.connection);
     });
+  }
+
+  private byRelation(state: ViewState, sqls: readonly string[]): PartialRelations {
+    return {
+      scalar: sqls[0]!,
+      sketches: Object.fromEntries(state.relations.flatMap((relation, i) => (relation.measure === null ? [] : [[relation.measure, sqls[i]!]]))),
+    };
+  }
+
+  /** The relations' SQL in the view's relation order (scalar first, then each sketch). */
+  private relationList(state: ViewState, relations: PartialRelations): string[] {
+    return [relations.scalar, ...state.relations.slice(1).map((relation) => relations.sketches[relation.measure!]!)];
   }
 
   /**
@@ -242,7 +318,7 @@ export class SpeedLayer {
    */
   derivedTables(): DerivedTable[] {
     return [...this.states.values()].flatMap((state) => {
-      const generation = `${state.version?.version ?? 'none'}-${state.generation}`;
+      const generation = `${state.version?.info.version ?? 'none'}-${state.generation}`;
       return [
         { name: `${state.view.name}__speed`, state: generation, sql: async () => mergeSql(state.view, (await this.export(state)).speed) },
         { name: state.view.name, state: generation, sql: async () => mergeSql(state.view, (await this.export(state)).merged) },
@@ -265,18 +341,15 @@ export class SpeedLayer {
         files.push(path);
         speedSql.push(`SELECT * FROM read_parquet(${sqlString(path)})`);
       }
-      const batch = batchPartialRelations(state.view, state.stream.fields, state.version?.files ?? [], this.options.store);
-      const batchSql = [batch.scalar, ...state.relations.slice(1).map((relation) => batch.sketches[relation.measure!]!)];
-      const byRelation = (sqls: readonly string[]): PartialRelations => ({
-        scalar: sqls[0]!,
-        sketches: Object.fromEntries(state.relations.flatMap((relation, i) => (relation.measure === null ? [] : [[relation.measure, sqls[i]!]]))),
-      });
+      // The SQL engine is a DuckDB of its own: it reads the version's files, not this one's tables.
+      const batch = batchPartialRelations(state.view, state.stream.fields, state.version?.info.files ?? [], this.options.store);
+      const batchSql = this.relationList(state, batch);
       const exported = {
         generation: state.generation,
         at: Date.now(),
         files,
-        speed: byRelation(speedSql),
-        merged: byRelation(batchSql.map((sql, i) => `SELECT * FROM (${sql}) UNION ALL BY NAME SELECT * FROM (${speedSql[i]!})`)),
+        speed: this.byRelation(state, speedSql),
+        merged: this.byRelation(state, batchSql.map((sql, i) => `SELECT * FROM (${sql}) UNION ALL BY NAME SELECT * FROM (${speedSql[i]!})`)),
       };
       // An export replaced longer ago than a query may run is read by none: its files go.
       const horizon = Date.now() - (this.options.config.sql.timeoutSeconds + 5) * 1000;
@@ -297,7 +370,9 @@ export class SpeedLayer {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     await this.tick;
+    for (const state of this.states.values()) await state.loading?.catch(() => undefined);
     await this.exclusive(async () => undefined);
+    this.loader.closeSync();
     this.connection.closeSync();
     this.instance.closeSync();
     await rm(this.options.stagingDir, { recursive: true, force: true });
@@ -320,7 +395,8 @@ export class SpeedLayer {
     const delay = Math.max(0, lastStart + this.options.config.speed.intervalMs - Date.now());
     this.timer = setTimeout(() => {
       const started = Date.now();
-      this.tick = this.exclusive(() => this.step())
+      this.tick = this.loadNewVersions()
+        .then(() => this.exclusive(() => this.step()))
         .catch((error: unknown) => this.options.log?.(`speed layer: ${(error as Error).message}`))
         .finally(() => this.schedule(started));
     }, delay);
@@ -331,6 +407,10 @@ export class SpeedLayer {
   private async step(): Promise<void> {
     if (this.closed) return;
     await this.syncVersions();
+    if (Date.now() - this.memoryMeasuredAt >= MEMORY_EVERY_MS) {
+      this.memoryMeasuredAt = Date.now();
+      await this.measureMemory();
+    }
     for (const state of this.states.values()) {
       const shards = this.options.stream.shards(state.stream.name);
       for (let shard = 0; shard < state.seq.length; shard++) {
@@ -361,17 +441,72 @@ export class SpeedLayer {
     state.compacted++;
   }
 
-  /** Makes each view's current batch version the one its speed partials complement. */
+  /** Loads every view's newly published batch version, if any (off the micro-batch queue). */
+  private async loadNewVersions(): Promise<void> {
+    for (const state of this.states.values()) await this.ensureLoaded(state);
+  }
+
+  /**
+   * Loads the view's current batch version into this DuckDB unless it is the one adopted or already loaded:
+   * its partials as tables, and its merged rows sorted by the group keys. Serving then reads memory, never the
+   * version's files, and merges only the groups the speed layer also holds (see serving).
+   */
+  private async ensureLoaded(state: ViewState): Promise<void> {
+    // Each pass either finds nothing newer, or waits for a load; a run publishing meanwhile is caught next pass.
+    for (let pass = 0; pass < 3 && !this.closed; pass++) {
+      const current = (await this.options.catalog.currentViewVersions()).get(state.view.name) ?? null;
+      const known = [state.version, state.adopting, state.loaded].map((loaded) => loaded?.info.version);
+      if (current === null || known.includes(current)) return;
+      if (state.loading === null) {
+        state.loading = this.load(state, current).finally(() => {
+          state.loading = null;
+        });
+      }
+      await state.loading;
+    }
+  }
+
+  private async load(state: ViewState, version: number): Promise<void> {
+    const info = (await this.options.catalog.viewVersions(state.view.name)).find((v) => v.version === version);
+    // Replaced between the two reads: the next pass loads the newer one.
+    if (!info || this.closed) return;
+    const files = this.relationList(state, batchPartialRelations(state.view, state.stream.fields, info.files, this.options.store));
+    const tag = `${state.prefix}_v${info.version}`;
+    const partials = state.relations.map((relation) => quoteIdent(`${tag}_${relation.name}`));
+    const final = quoteIdent(`${tag}_final`);
+    const keys = state.view.keys.map((key) => `${quoteIdent(key.name)} NULLS LAST`);
+    try {
+      for (let i = 0; i < partials.length; i++) await this.loader.run(`CREATE OR REPLACE TABLE ${partials[i]!} AS ${files[i]!}`);
+      // Sorted by the keys, so that zone maps skip most of the table for a filter on the first key.
+      const merged = mergeSql(state.view, this.byRelation(state, partials.map((table) => `SELECT * FROM ${table}`)));
+      await this.loader.run(`CREATE OR REPLACE TABLE ${final} AS SELECT * FROM (${merged})${keys.length > 0 ? ` ORDER BY ${keys.join(', ')}` : ''}`);
+    } catch (error) {
+      await this.dropTables(this.loader, [...partials, final]);
+      throw error;
+    }
+    // Never adopted, so nothing reads it: a newer load replaces it.
+    const replaced = state.loaded;
+    state.loaded = { info, partials, final };
+    if (replaced) await this.dropTables(this.loader, [...replaced.partials, replaced.final]);
+  }
+
+  private async dropTables(connection: DuckDBConnection, tables: readonly string[]): Promise<void> {
+    for (const table of tables) await connection.run(`DROP TABLE IF EXISTS ${table}`).catch(() => undefined);
+  }
+
+  /** Makes each view's newly loaded batch version the one its speed partials complement. */
   private async syncVersions(): Promise<void> {
-    const current = await this.options.catalog.currentViewVersions();
     const advanced = new Set<string>();
     for (const state of this.states.values()) {
-      const version = current.get(state.view.name) ?? null;
-      if (version === null || version === (state.version?.version ?? null)) continue;
-      const info = (await this.options.catalog.viewVersions(state.view.name)).find((v) => v.version === version);
-      // Replaced between the two reads: the next sync adopts the newer one.
-      if (!info) continue;
-      await this.adopt(state, info);
+      const loaded = state.loaded;
+      if (loaded === null) continue;
+      state.loaded = null;
+      state.adopting = loaded;
+      try {
+        await this.adopt(state, loaded);
+      } finally {
+        state.adopting = null;
+      }
       advanced.add(state.stream.name);
     }
     if (advanced.size > 0) await this.checkpoint(advanced);
@@ -381,8 +516,8 @@ export class SpeedLayer {
    * Drops the partials a version covers. Per shard with W': ranges ending at or before W' go; a range W' cuts in
    * two goes too and its uncovered part, W'+1 .. its end, is recomputed from the log.
    */
-  private async adopt(state: ViewState, info: ViewVersionInfo): Promise<void> {
-    const next = info.watermark[state.stream.name] ?? {};
+  private async adopt(state: ViewState, loaded: LoadedVersion): Promise<void> {
+    const next = loaded.info.watermark[state.stream.name] ?? {};
     for (let shard = 0; shard < state.seq.length; shard++) {
       const w = next[String(shard)] ?? 0;
       if (w < state.watermark[shard]!) {
@@ -406,8 +541,11 @@ export class SpeedLayer {
       }
     }
     state.watermark = state.watermark.map((_, shard) => next[String(shard)] ?? 0);
-    state.version = info;
+    const replaced = state.version;
+    state.version = loaded;
     state.generation++;
+    // Reads run on this queue, so none is reading the replaced version's tables.
+    if (replaced) await this.dropTables(this.connection, [...replaced.partials, replaced.final]);
   }
 
   private async deleteWhere(state: ViewState, condition: string): Promise<void> {
@@ -462,6 +600,34 @@ export class SpeedLayer {
       first = last + 1;
     }
     if (replace) state.ranges[shard] = [...recomputed, ...state.ranges[shard]!];
+  }
+
+  private async measureMemory(): Promise<void> {
+    const total = (await this.connection.runAndReadAll(`SELECT coalesce(sum(memory_usage_bytes), 0)::DOUBLE AS bytes FROM duckdb_memory() WHERE tag = 'IN_MEMORY_TABLE'`))
+      .getRowObjects()[0]!.bytes as number;
+    const tables = (await this.connection.runAndReadAll(`SELECT table_name, (estimated_size * column_count)::DOUBLE AS cells, estimated_size::DOUBLE AS rows FROM duckdb_tables() WHERE NOT temporary`))
+      .getRowObjects()
+      .map((row) => ({ name: quoteIdent(String(row.table_name)), cells: row.cells as number, rows: row.rows as number }));
+    const allCells = tables.reduce((sum, table) => sum + table.cells, 0);
+    const bytesOf = (names: readonly string[]) =>
+      allCells === 0 ? 0 : Math.round((total * tables.filter((table) => names.includes(table.name)).reduce((sum, table) => sum + table.cells, 0)) / allCells);
+    for (const state of this.states.values()) {
+      const keys = state.view.keys.map((key) => quoteIdent(key.name));
+      const speedGroupKeys = Number(
+        (await this.connection.runAndReadAll(`SELECT count(*)::DOUBLE AS n FROM (SELECT DISTINCT ${keys.length > 0 ? keys.join(', ') : '1'} FROM ${state.tables[0]!})`)).getRowObjects()[0]!
+          .n,
+      );
+      const speedBytes = bytesOf(state.tables);
+      const batch = state.version;
+      state.memory = {
+        speedGroupKeys,
+        speedBytes,
+        speedBytesPerGroupKey: speedGroupKeys === 0 ? 0 : Math.round(speedBytes / speedGroupKeys),
+        batchGroupKeys: batch ? (tables.find((table) => table.name === batch.final)?.rows ?? 0) : 0,
+        batchBytes: batch ? bytesOf([...batch.partials, batch.final]) : 0,
+        measuredAt: new Date().toISOString(),
+      };
+    }
   }
 
   /** Tells log retention what no view needs any more: per shard, the smallest W of the stream's views. */

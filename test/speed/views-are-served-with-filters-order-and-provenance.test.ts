@@ -110,6 +110,46 @@ describe('GET /v1/views/{view}', () => {
     expect((await server.strata.sql.queryAll(`SELECT count(*) AS n FROM hits`)).rows).toEqual([{ n: '5' }]);
   });
 
+  it('answers a kept older batch version with ?version=, with its own W and no speed layer', async () => {
+    await waitForDelivery(server);
+    expect((await server.strata.batch.run()).state).toBe('succeeded');
+    const current = await speedCaughtUp(7);
+    expect(current.provenance.batchVersion).toBe(2);
+    const old = (await get('hits?version=1')).body;
+    expect(old.provenance).toMatchObject({ batchVersion: 1, speedSeq: {} });
+    const w1 = Object.values(old.provenance.watermark).reduce((a, b) => a + Number(b), 0);
+    expect(w1).toBe(4);
+    expect(old.rows.map((row) => [row.page, row.views])).toEqual([
+      ['/a', '2'],
+      ['/b', '1'],
+      ['/c', '1'],
+    ]);
+    expect((await get('hits?version=2&page=/e')).body.rows.map((row) => [row.page, row.views])).toEqual([['/e', '1']]);
+    expect((await get('hits?version=2')).body.rows).toEqual((await get('hits?layer=batch')).body.rows);
+    expect((await get('hits?version=9')).status).toBe(404);
+    const mixed = await get('hits?version=1&layer=merged');
+    expect(mixed.status).toBe(400);
+    expect(mixed.body.error!.message).toMatch(/layer=batch/);
+  });
+
+  it('reports the memory each view holds per group key', async () => {
+    await ingest(server, [event(8, '/f', 15, 1), event(9, '/g', 16, 1)]);
+    await speedCaughtUp(9);
+    const since = new Date().toISOString();
+    let memory = server.strata.speed.status()[0]!.memory;
+    for (let i = 0; i < 100 && (memory === null || memory.measuredAt <= since); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      memory = server.strata.speed.status()[0]!.memory;
+    }
+    // Version 2 covers /a../e (5 groups); the speed layer holds /f and /g.
+    expect(memory).toMatchObject({ speedGroupKeys: 2, batchGroupKeys: 5 });
+    expect(memory!.speedBytes).toBeGreaterThan(0);
+    expect(memory!.speedBytesPerGroupKey).toBe(Math.round(memory!.speedBytes / 2));
+    expect(memory!.batchBytes).toBeGreaterThan(0);
+    const listed = (await (await fetch(`${server.url}/v1/streams`)).json()) as { views: { view: string; memory: unknown }[] };
+    expect(listed.views[0]!.memory).toMatchObject({ speedGroupKeys: 2 });
+  });
+
   it('refuses unknown columns, bad values and unknown views', async () => {
     const unknown = await get('hits?nope=1&order=-missing');
     expect(unknown.status).toBe(400);
