@@ -17,6 +17,7 @@ import { SqliteCatalog } from '../src/catalog/index.js';
 import { parseConfig } from '../src/config/index.js';
 import { LocalObjectStore } from '../src/lake/index.js';
 import { sqlString } from '../src/util/duckdb.js';
+import { recordSource } from '../src/transform/index.js';
 import { compileViews } from '../src/views/index.js';
 import { type Benchmark, formatInt, formatRatio, numberFlag, round } from './lib/benchmark.js';
 import { CLICKS_STREAM } from './lib/clicks.js';
@@ -81,7 +82,14 @@ const benchmark: Benchmark = {
         }
       });
 
-      batch = await BatchLayer.open({ catalog, store, config, views: await compileViews(config), spillDir: join(dir, 'spill') });
+      batch = await BatchLayer.open({
+        catalog,
+        store,
+        config,
+        views: await compileViews(config),
+        sources: new Map([['clicks', recordSource(config.streams.get('clicks')!, null)]]),
+        spillDir: join(dir, 'spill'),
+      });
       const layer = batch;
       const fromScratch = await timed(async () => {
         const run = await layer.run({ fromScratch: true });

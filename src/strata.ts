@@ -6,9 +6,11 @@ import type { ProjectConfig } from './config/index.js';
 import { ConfigError } from './errors.js';
 import { Ingestor, type IngestStats } from './ingest/index.js';
 import { ChunkWriter, DeliveryThread, LocalObjectStore, recoverLake, type ObjectStore } from './lake/index.js';
+import { StrataMetrics } from './metrics/index.js';
 import { SpeedLayer } from './speed/index.js';
 import { SqlEngine } from './sql/index.js';
 import { asSeq, EmbeddedStream, type Stream } from './stream/index.js';
+import { compileTransforms, recordSource, transformTables } from './transform/index.js';
 import { compileViews, type ViewDefinition } from './views/index.js';
 
 /** One shard's position in every layer. */
@@ -45,6 +47,9 @@ export interface StrataOptions {
  * in order. The HTTP server and the CLI are edges around it; tests drive it directly.
  */
 export class Strata {
+  /** This instance's Prometheus metrics (`GET /metrics`), in a registry of its own. */
+  readonly metrics: StrataMetrics;
+
   private constructor(
     readonly config: ProjectConfig,
     readonly dataDir: string,
@@ -65,7 +70,9 @@ export class Strata {
     /** Everything opened, in opening order; closed in reverse. */
     private readonly parts: readonly { close(): Promise<void> }[],
     private readonly lockPath: string,
-  ) {}
+  ) {
+    this.metrics = new StrataMetrics(this);
+  }
 
   static async open(options: StrataOptions): Promise<Strata> {
     const dataDir = resolve(options.dataDir);
@@ -75,6 +82,16 @@ export class Strata {
     try {
       // An undecomposable view stops Strata here, before anything is opened, naming the view and construct.
       const views = await compileViews(options.config);
+      // Bad transform rules stop Strata here too, naming the stream and the rule (DuckDB checks derive).
+      const transforms = await compileTransforms(options.config);
+      for (const plan of transforms.values()) {
+        if (plan.dedupe !== null) {
+          throw new ConfigError(`streams.${plan.stream}.transform.dedupe: de-duplication is not applied by this version of Strata yet; remove it for now`);
+        }
+      }
+      const sources = new Map(
+        [...options.config.streams.values()].map((stream) => [stream.name, recordSource(stream, transforms.get(stream.name) ?? null)]),
+      );
       const catalog = new SqliteCatalog(join(dataDir, 'catalog.db'));
       opened.push(catalog);
       for (const stream of options.config.streams.values()) {
@@ -86,7 +103,8 @@ export class Strata {
       if (removed.length > 0) options.log?.(`recovery: removed ${removed.length} lake file(s) the catalog does not list`);
       // `<view>__speed` and `<view>` come from the speed layer, opened later: the engine asks at query time.
       const speedRef: { layer?: SpeedLayer } = {};
-      const batchDerived = batchTables(catalog, store, options.config, views);
+      const batchDerived = batchTables(catalog, store, sources, views);
+      const cleanDerived = transformTables(sources);
       const sql = await SqlEngine.open({
         catalog,
         store,
@@ -94,7 +112,7 @@ export class Strata {
         spillDir: join(dataDir, 'sql-spill'),
         timeoutMs: options.config.sql.timeoutSeconds * 1000,
         memoryLimit: options.config.sql.memoryLimit,
-        derivedTables: async () => [...(await batchDerived()), ...(speedRef.layer?.derivedTables() ?? [])],
+        derivedTables: async () => [...cleanDerived, ...(await batchDerived()), ...(speedRef.layer?.derivedTables() ?? [])],
       });
       opened.push(sql);
       const deliveryRef: { thread?: DeliveryThread } = {};
@@ -113,7 +131,7 @@ export class Strata {
       deliveryRef.thread = delivery;
       if (options.deliver ?? true) await delivery.start();
       opened.push({ close: () => delivery.stop() });
-      const batch = await BatchLayer.open({ catalog, store, config: options.config, views, spillDir: join(dataDir, 'batch-spill'), log: options.log });
+      const batch = await BatchLayer.open({ catalog, store, config: options.config, views, sources, spillDir: join(dataDir, 'batch-spill'), log: options.log });
       opened.push(batch);
       batch.startSchedules();
       const speed = await SpeedLayer.open({
@@ -122,6 +140,7 @@ export class Strata {
         store,
         config: options.config,
         views,
+        sources,
         stagingDir: join(dataDir, 'speed-staging'),
         log: options.log,
       });

@@ -8,6 +8,7 @@ import type { ObjectStore } from '../lake/index.js';
 import { FileSchemas } from '../sql/file-schemas.js';
 import { viewQuery } from '../sql/lake-views.js';
 import { quoteIdent, sqlString } from '../util/duckdb.js';
+import type { RecordSource } from '../transform/index.js';
 import type { ViewDefinition } from '../views/index.js';
 import { PARTITION_OF_PARTIAL, partialRelations, planHash } from './partials.js';
 
@@ -58,6 +59,8 @@ export interface BatchLayerOptions {
   readonly config: ProjectConfig;
   /** The compiled views, by name. */
   readonly views: ReadonlyMap<string, ViewDefinition>;
+  /** Per stream, the records its views read (clean ones when it declares a transform). */
+  readonly sources: ReadonlyMap<string, RecordSource>;
   /** Where DuckDB spills big aggregations. */
   readonly spillDir?: string;
   /** Told about scheduled runs that fail. */
@@ -217,6 +220,11 @@ export class BatchLayer {
     };
   }
 
+  /** The runs remembered (running and the last finished ones), oldest first. */
+  listRuns(): BatchRunStatus[] {
+    return [...this.runs.keys()].map((id) => this.status(id)!);
+  }
+
   /** Waits for a run to finish and answers its final status. */
   async wait(id: string): Promise<BatchRunStatus> {
     const run = this.runs.get(id);
@@ -276,7 +284,7 @@ export class BatchLayer {
       assertCovered(chunks, run.watermark[view.source] ?? {});
       const versions = await catalog.viewVersions(view.name);
       const current = versions.find((version) => version.current) ?? null;
-      const plan = planVersion(view, stream, chunks, current, run.fromScratch);
+      const plan = planVersion(view, stream, chunks, current, run.fromScratch, this.options.sources.get(view.source)!.transformVersion);
       plans.push({ view, stream, plan, version: (versions[0]?.version ?? 0) + 1 });
       run.total += plan.tasks.length * partialRelations(view).length;
       run.recomputed[view.name] = [...new Set(plan.tasks.map((task) => task.partition))].sort();
@@ -340,7 +348,7 @@ export class BatchLayer {
     for (const { partition, chunks, delta } of tasks) {
       const paths = chunks.map((chunk) => store.location(chunk.key));
       // The partition's rows exactly as the SQL engine's table shows them (schema evolution included).
-      const source = viewQuery({ kind: 'raw', columns: stream.fields }, await schemas.group(paths));
+      const source = this.options.sources.get(stream.name)!.recordsSql(viewQuery({ kind: 'raw', columns: stream.fields }, await schemas.group(paths)));
       for (const relation of partialRelations(view)) {
         const staged = store.stagingPath(`${view.name}-${relation.name}`);
         const reader = await connection.runAndReadAll(
@@ -394,8 +402,9 @@ export function planVersion(
   chunks: readonly ChunkInfo[],
   current: ViewVersionInfo | null,
   fromScratch: boolean,
+  transformVersion: string | null = null,
 ): VersionPlan {
-  const hash = planHash(view, stream.fields);
+  const hash = planHash(view, stream.fields, transformVersion);
   const partitions = [...new Set(chunks.map((chunk) => chunk.partition))].sort();
   const maxImportChunk = Math.max(0, ...chunks.filter((chunk) => chunk.shard === null).map((chunk) => chunk.id));
   const scratch = fromScratch || current === null || current.planHash !== hash;

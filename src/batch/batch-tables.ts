@@ -1,5 +1,5 @@
 import type { Catalog } from '../catalog/index.js';
-import type { ProjectConfig } from '../config/index.js';
+import type { RecordSource } from '../transform/index.js';
 import type { ObjectStore } from '../lake/index.js';
 import type { DerivedTable } from '../sql/index.js';
 import type { ViewDefinition } from '../views/index.js';
@@ -15,7 +15,7 @@ export const batchTableName = (view: string): string => `${view}__batch`;
 export function batchTables(
   catalog: Catalog,
   store: ObjectStore,
-  config: ProjectConfig,
+  sources: ReadonlyMap<string, RecordSource>,
   views: ReadonlyMap<string, ViewDefinition>,
 ): () => Promise<DerivedTable[]> {
   return async () => {
@@ -27,11 +27,11 @@ export function batchTables(
         name: batchTableName(view.name),
         state: String(version ?? 'none'),
         sql: async () => {
-          const fields = config.streams.get(view.source)!.fields;
-          if (version === null) return batchTableSql(view, fields, [], store);
+          const emptySource = sources.get(view.source)!.emptySql;
+          if (version === null) return batchTableSql(view, emptySource, [], store);
           const info = (await catalog.viewVersions(view.name)).find((v) => v.version === version);
           // The version was replaced between the two reads: the next query sees the new state and rebuilds.
-          return batchTableSql(view, fields, info?.files ?? [], store);
+          return batchTableSql(view, emptySource, info?.files ?? [], store);
         },
       };
     });

@@ -4,7 +4,6 @@ import type { FieldSpec } from '../config/index.js';
 import type { ObjectStore } from '../lake/index.js';
 import { sqlString } from '../util/duckdb.js';
 import {
-  emptySourceSql,
   mergeSql,
   scalarPartialSql,
   sketchMeasures,
@@ -46,9 +45,11 @@ export function partialRelations(view: ViewDefinition): PartialRelation[] {
  * and the source's columns. A version whose plan differs is never reused from (the view's SQL changed, or the
  * stream's schema did), so such a run recomputes every partition.
  */
-export function planHash(view: ViewDefinition, fields: readonly FieldSpec[]): string {
+export function planHash(view: ViewDefinition, fields: readonly FieldSpec[], transformVersion: string | null = null): string {
   const plan = partialRelations(view).map((relation) => [relation.name, relation.sql('<source>')]);
-  return createHash('sha256').update(JSON.stringify({ plan, fields })).digest('hex').slice(0, 16);
+  // Without a transform the digest is what it was before transforms existed, so no version is recomputed for it.
+  const transform = transformVersion === null ? {} : { transformVersion };
+  return createHash('sha256').update(JSON.stringify({ plan, fields, ...transform })).digest('hex').slice(0, 16);
 }
 
 /**
@@ -57,8 +58,8 @@ export function planHash(view: ViewDefinition, fields: readonly FieldSpec[]): st
  * without files (no version yet, or a source with no rows) is the partial plan over an empty source, so the
  * table always has the view's columns and types.
  */
-export function batchTableSql(view: ViewDefinition, fields: readonly FieldSpec[], files: readonly ViewFile[], store: ObjectStore): string {
-  return mergeSql(view, batchPartialRelations(view, fields, files, store));
+export function batchTableSql(view: ViewDefinition, emptySource: string, files: readonly ViewFile[], store: ObjectStore): string {
+  return mergeSql(view, batchPartialRelations(view, emptySource, files, store));
 }
 
 /**
@@ -67,13 +68,14 @@ export function batchTableSql(view: ViewDefinition, fields: readonly FieldSpec[]
  */
 export function batchPartialRelations(
   view: ViewDefinition,
-  fields: readonly FieldSpec[],
+  /** An empty relation with the columns the view reads (RecordSource.emptySql). */
+  emptySource: string,
   files: readonly ViewFile[],
   store: ObjectStore,
 ): PartialRelations {
   const relationSql = (relation: PartialRelation): string => {
     const paths = files.filter((file) => file.relation === relation.name).map((file) => sqlString(store.location(file.key)));
-    if (paths.length === 0) return relation.sql(emptySourceSql(fields));
+    if (paths.length === 0) return relation.sql(emptySource);
     return `SELECT * EXCLUDE (${PARTITION_OF_PARTIAL}) FROM read_parquet([${paths.join(', ')}], hive_partitioning = false)`;
   };
   const relations = partialRelations(view);

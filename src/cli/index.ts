@@ -12,7 +12,17 @@ import { batchCommand } from './batch-command.js';
 export function buildProgram(): Command {
   const program = new Command('strata')
     .description('Strata: a Lambda-architecture data platform (stream log, master dataset, batch, speed and serving layers)')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  strata start --config strata.config.json --data ./data',
+        '  strata status --json',
+        '  strata <command> --help',
+      ].join('\n'),
+    );
   program.addCommand(startCommand());
   program.addCommand(demoCommand());
   program.addCommand(ingestCommand());

@@ -25,6 +25,8 @@ interface StreamsAnswer {
     watermark: Record<string, string>;
     speedSeq: Record<string, string>;
     ranges: number;
+    /** Estimated memory of the view's state (absent from older servers; null until first measured). */
+    memory?: { speedGroupKeys: number; speedBytes: number; speedBytesPerGroupKey: number; batchGroupKeys: number; batchBytes: number } | null;
   }[];
 }
 
@@ -73,6 +75,13 @@ export function renderStatus(answer: StreamsAnswer): string {
         `covers ${number(Object.values(view.watermark).reduce((n, seq) => n + Number(seq), 0))} records; ` +
         `speed layer ${number(speedRecords)} records past W in ${number(view.ranges)} micro-batches`,
     );
+    const memory = view.memory;
+    if (memory) {
+      lines.push(
+        `  memory: speed ${number(memory.speedGroupKeys)} group keys, ${formatBytes(memory.speedBytes)} ` +
+          `(${formatBytes(memory.speedBytesPerGroupKey)} per key); batch version in memory ${number(memory.batchGroupKeys)} group keys, ${formatBytes(memory.batchBytes)}`,
+      );
+    }
   }
   return lines.join('\n');
 }
@@ -82,7 +91,7 @@ export function statusCommand(): Command {
     .description('per stream: last and delivered seq per shard, delivery lag, and what the lake holds')
     .option('--url <url>', 'the Strata server', 'http://127.0.0.1:7070')
     .option('--json', 'print the JSON answer of GET /v1/streams')
-    .addHelpText('after', '\nExample:\n  strata status --url http://127.0.0.1:7070')
+    .addHelpText('after', '\nExamples:\n  strata status --url http://127.0.0.1:7070\n  strata status --json | jq \'.streams[].shards\'')
     .action(async (options: { url: string; json?: boolean }) => {
       const answer = await getJson<StreamsAnswer>(options.url, '/v1/streams');
       console.log(options.json ? JSON.stringify(answer, null, 2) : renderStatus(answer));

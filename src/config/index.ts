@@ -4,8 +4,19 @@ import { pathToFileURL } from 'node:url';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { configSchema, DURATION_PATTERN, fieldsSchema, NOT_YET_SUPPORTED, type ColumnType, type ConfigInput } from './schema.js';
+import { isEmptyTransform, resolveTransform, type TransformRules } from './transform-rules.js';
 
-export { COLUMN_TYPES, NAME_PATTERN, type ColumnType, type ConfigInput } from './schema.js';
+export {
+  STANDARDIZE_OPS,
+  standardizedType,
+  TIMESTAMP_TEXT_PATTERN,
+  type DedupeRule,
+  type DefaultValue,
+  type StandardizeOp,
+  type TransformInput,
+  type TransformRules,
+} from './transform-rules.js';
+export { COLUMN_TYPES, NAME_PATTERN, PANEL_CHARTS, type ColumnType, type ConfigInput } from './schema.js';
 
 /** One declared column of a stream. */
 export interface FieldSpec {
@@ -23,6 +34,8 @@ export interface StreamConfig {
   /** The timestamp field that carries event time, used for partitioning and windows. */
   readonly eventTime: string | null;
   readonly fields: readonly FieldSpec[];
+  /** Cleansing rules (compiled by src/transform); absent when the stream declares none. */
+  readonly transform?: TransformRules;
 }
 
 /** A view as declared: its SQL and its batch schedule. Compiled (and refused if undecomposable) when Strata opens. */
@@ -31,6 +44,15 @@ export interface ViewConfig {
   readonly sql: string;
   /** Run the view's batch this often (ms), or null for runs on demand only. */
   readonly everyMs: number | null;
+}
+
+/** A dashboard panel as declared; `x`, `y` and `series` are checked against the view's output columns once views compile. */
+export type PanelConfig = z.output<typeof configSchema>['dashboards'][string]['panels'][number];
+
+/** A dashboard of the web console, in declaration order of its panels. */
+export interface DashboardConfig {
+  readonly name: string;
+  readonly panels: readonly PanelConfig[];
 }
 
 /** A validated project config. */
@@ -43,6 +65,7 @@ export interface ProjectConfig {
   readonly delivery: z.output<typeof configSchema>['delivery'];
   readonly sql: z.output<typeof configSchema>['sql'];
   readonly speed: z.output<typeof configSchema>['speed'];
+  readonly dashboards: ReadonlyMap<string, DashboardConfig>;
 }
 
 /** Types a `strata.config.ts`: `export default defineConfig({ streams: { ... } })`. */
@@ -131,14 +154,6 @@ export function parseConfig(raw: unknown, source = 'config'): ProjectConfig {
     for (const key of NOT_YET_SUPPORTED) {
       if (key in raw) problems.push(`${key}: not supported by this version of Strata yet`);
     }
-    const streams = (raw as { streams?: unknown }).streams;
-    if (typeof streams === 'object' && streams !== null) {
-      for (const [name, stream] of Object.entries(streams)) {
-        if (typeof stream === 'object' && stream !== null && 'transform' in stream) {
-          problems.push(`streams.${name}.transform: not supported by this version of Strata yet`);
-        }
-      }
-    }
   }
   if (problems.length > 0) throw new ConfigError(`${source}: ${problems.join('; ')}`);
 
@@ -169,12 +184,15 @@ export function parseConfig(raw: unknown, source = 'config'): ProjectConfig {
         problems.push(`streams.${name}.eventTime: "${time.name}" is ${time.type}; event time must be a timestamp field`);
       }
     }
+    const transform = stream.transform && resolveTransform(name, fields, stream.eventTime ?? null, stream.transform);
+    if (transform) problems.push(...transform.problems);
     streams.set(name, {
       name,
       shards: stream.shards,
       partitionKey: stream.partitionKey ?? null,
       eventTime: stream.eventTime ?? null,
       fields,
+      ...(transform && !isEmptyTransform(transform.rules) ? { transform: transform.rules } : {}),
     });
   }
   const views = new Map<string, ViewConfig>();
@@ -187,6 +205,14 @@ export function parseConfig(raw: unknown, source = 'config'): ProjectConfig {
     if (everyMs !== null && everyMs < 1000) problems.push(`views.${name}.every: run a batch at most once a second`);
     views.set(name, { name, sql: declared.sql, everyMs });
   }
+  const dashboards = new Map<string, DashboardConfig>();
+  for (const [name, dashboard] of Object.entries(parsed.data.dashboards)) {
+    dashboard.panels.forEach((panel, i) => {
+      if (!views.has(panel.view)) problems.push(`dashboards.${name}.panels.${i}.view: "${panel.view}" is not a view of the config`);
+      if (panel.x === undefined && ['line', 'area', 'bar'].includes(panel.chart)) problems.push(`dashboards.${name}.panels.${i}.x: a ${panel.chart} chart needs x`);
+    });
+    dashboards.set(name, { name, panels: dashboard.panels });
+  }
   if (problems.length > 0) throw new ConfigError(`${source}: ${problems.join('; ')}`);
   if (streams.size === 0) throw new ConfigError(`${source}: streams: declare at least one stream`);
   return {
@@ -198,5 +224,6 @@ export function parseConfig(raw: unknown, source = 'config'): ProjectConfig {
     views,
     batch: parsed.data.batch,
     speed: parsed.data.speed,
+    dashboards,
   };
 }

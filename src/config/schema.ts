@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { transformSchema } from './transform-schema.js';
 
 /** Column types a stream schema may declare; a trailing `?` marks the column nullable. */
 export const COLUMN_TYPES = ['string', 'int', 'bigint', 'double', 'boolean', 'timestamp', 'date', 'json'] as const;
@@ -29,6 +30,8 @@ const streamSchema = z.strictObject({
   eventTime: z.string().optional(),
   shards: z.number().int().min(1).max(1024).default(1),
   schema: fieldsSchema,
+  /** Cleansing rules, checked against `schema` by resolveTransform (transform-rules.ts). */
+  transform: transformSchema.optional(),
 });
 
 const ingestSchema = z.strictObject({
@@ -98,8 +101,26 @@ const speedSchema = z.strictObject({
   maxRangesPerShard: z.number().int().min(2).max(100_000).default(64),
 });
 
+/** The chart types a dashboard panel may draw. */
+export const PANEL_CHARTS = ['line', 'bar', 'area', 'number', 'table'] as const;
+
+/** A dashboard panel: a view drawn as a chart; `x`, `y` and `series` name the view's output columns. */
+const panelSchema = z.strictObject({
+  view: z.string().min(1),
+  chart: z.enum(PANEL_CHARTS),
+  x: z.string().min(1).optional(),
+  y: z.string().min(1),
+  series: z.string().min(1).optional(),
+  title: z.string().min(1).max(200).optional(),
+});
+
+/** A dashboard of the web console: panels over views, live. */
+const dashboardSchema = z.strictObject({
+  panels: z.array(panelSchema).min(1, 'declares no panels').max(50),
+});
+
 /** Top-level keys that later parts of Strata will read; refused until they exist, so nothing passes silently. */
-export const NOT_YET_SUPPORTED = ['dashboards', 'alerts', 'policies'] as const;
+export const NOT_YET_SUPPORTED = ['alerts', 'policies'] as const;
 
 export const configSchema = z.strictObject({
   streams: z.record(name('a stream name'), streamSchema),
@@ -110,6 +131,7 @@ export const configSchema = z.strictObject({
   views: z.record(name('a view name'), viewSchema).default({}),
   batch: batchSchema.default(batchSchema.parse({})),
   speed: speedSchema.default(speedSchema.parse({})),
+  dashboards: z.record(name('a dashboard name'), dashboardSchema).default({}),
 });
 
 /** The config as a user writes it (defaults may be left out). */

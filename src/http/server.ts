@@ -5,7 +5,9 @@ import { sendError } from './errors.js';
 import { registerBatchRoutes } from './batch-routes.js';
 import { registerCatalogRoutes } from './catalog-routes.js';
 import { registerImportRoutes } from './import-routes.js';
-import { landingPage } from './landing-page.js';
+import { registerConsoleApiRoutes } from './console-api-routes.js';
+import { registerConsoleRoutes } from './console-routes.js';
+import { measureQueryRoutes, registerMetricsRoutes } from './metrics-routes.js';
 import { registerSqlRoutes } from './sql-routes.js';
 import { registerViewRoutes } from './view-routes.js';
 
@@ -41,9 +43,10 @@ export function createHttpServer(strata: Strata, options: HttpServerOptions = {}
     reply.code(404).send({ error: { code: 'not_found', message: `no route ${request.method} ${request.url}` } }),
   );
 
-  app.get('/health', async () => ({ status: 'ok' }));
+  // Before any route is registered: it hooks the query routes as they are added.
+  measureQueryRoutes(app, strata.metrics);
 
-  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(landingPage(strata)));
+  app.get('/health', async () => ({ status: 'ok' }));
 
   app.get('/v1/streams', async () => ({
     streams: (await strata.streamStatus()).map((stream) => ({
@@ -75,6 +78,11 @@ export function createHttpServer(strata: Strata, options: HttpServerOptions = {}
     {
       // Refuse an unknown stream before reading a possibly large body.
       onRequest: async (request) => strata.ingestor.assertStream(request.params.stream),
+      // Once per request, whatever its record count: ack latency and the answer's status for /metrics.
+      onResponse: (request, reply, done) => {
+        strata.metrics.observeIngest(request.params.stream, reply.statusCode, reply.elapsedTime / 1000);
+        done();
+      },
     },
     async (request, reply) => {
       const contentType = String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -93,6 +101,9 @@ export function createHttpServer(strata: Strata, options: HttpServerOptions = {}
   registerCatalogRoutes(app, strata);
   registerBatchRoutes(app, strata);
   registerViewRoutes(app, strata);
+  registerConsoleApiRoutes(app, strata);
+  registerConsoleRoutes(app, strata);
+  registerMetricsRoutes(app, strata);
 
   return app;
 }

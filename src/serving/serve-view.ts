@@ -171,7 +171,7 @@ export async function serveView(speed: SpeedLayer, name: string, request: ViewRe
     const sql = `SELECT * FROM (${rows}) AS view ${orderBy.length > 0 ? `ORDER BY ${orderBy.join(', ')}` : ''} LIMIT ${request.limit}`;
     let reader;
     try {
-      const prepared = await connection.prepare(sql);
+      const prepared = await snapshot.prepare(sql);
       request.filters.forEach((filter, i) => prepared.bindVarchar(i + 1, filter.value));
       reader = await prepared.runAndReadAll();
     } catch (error) {

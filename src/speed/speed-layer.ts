@@ -1,6 +1,6 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBConnection, type DuckDBPreparedStatement } from '@duckdb/node-api';
 import { batchPartialRelations, partialRelations, type PartialRelation } from '../batch/index.js';
 import type { Catalog, ViewVersionInfo } from '../catalog/index.js';
 import type { ProjectConfig, StreamConfig } from '../config/index.js';
@@ -9,13 +9,17 @@ import { OFFSET_COLUMNS, readJsonColumns, withOffsets, type ObjectStore } from '
 import { asSeq, type Stream } from '../stream/index.js';
 import type { DerivedTable } from '../sql/index.js';
 import { quoteIdent, sqlString } from '../util/duckdb.js';
-import { emptySourceSql, mergeSql, type PartialRelations, type ViewDefinition } from '../views/index.js';
+import type { RecordSource } from '../transform/index.js';
+import { mergeSql, type PartialRelations, type ViewDefinition } from '../views/index.js';
 
 /** The log consumer the speed layer checkpoints under: retention keeps every record no batch version covers. */
 export const SPEED_CONSUMER = 'speed';
 
 /** The columns each stored speed partial row carries beside the partials: the micro-batch it came from. */
 export const RANGE_COLUMNS = ['__range_shard', '__range_first', '__range_last'] as const;
+
+/** Serving statements kept prepared, least recently used dropped first. */
+const PREPARED_KEPT = 64;
 
 /** How often the views' memory is measured for `strata status`. */
 const MEMORY_EVERY_MS = 5000;
@@ -29,6 +33,8 @@ export interface SpeedLayerOptions {
   readonly store: ObjectStore;
   readonly config: ProjectConfig;
   readonly views: ReadonlyMap<string, ViewDefinition>;
+  /** Per stream, the records its views read (clean ones when it declares a transform): the batch layer's. */
+  readonly sources: ReadonlyMap<string, RecordSource>;
   /** A directory of its own for staged micro-batches; emptied at open. */
   readonly stagingDir: string;
   readonly log?: (message: string) => void;
@@ -102,6 +108,13 @@ export interface ViewSnapshot {
   readonly merged: PartialRelations;
   /** The view's relations over no rows: the view's columns and types. */
   readonly empty: PartialRelations;
+  /**
+   * A prepared statement for `sql` on the snapshot's connection, kept across reads while the view's tables do
+   * not change: planning the merge costs more than running it on a point lookup. Never across a change: DuckDB
+   * plans with the tables' statistics (a table empty at planning is folded away), and a prepared statement is
+   * not planned again when rows arrive, so a kept plan would miss them.
+   */
+  prepare(sql: string): Promise<DuckDBPreparedStatement>;
   /** Another kept version's partials, read from its files, and its W per shard; null when it is not kept. */
   versionPartials(version: number): Promise<{ readonly partials: PartialRelations; readonly watermark: Readonly<Record<string, number>> } | null>;
 }
@@ -161,6 +174,11 @@ export class SpeedLayer {
   private tick: Promise<void> = Promise.resolve();
   private staged = 0;
   private memoryMeasuredAt = 0;
+  /**
+   * By view generation and SQL text; a Map iterates in insertion order, so re-inserting on use keeps it least
+   * recently used first.
+   */
+  private readonly prepared = new Map<string, DuckDBPreparedStatement>();
 
   private constructor(
     private readonly options: SpeedLayerOptions,
@@ -188,7 +206,7 @@ export class SpeedLayer {
         const table = quoteIdent(`${prefix}_speed_${relation.name}`);
         await connection.run(
           `CREATE TABLE ${table} AS SELECT *, 0::INTEGER AS ${RANGE_COLUMNS[0]}, 0::BIGINT AS ${RANGE_COLUMNS[1]}, 0::BIGINT AS ${RANGE_COLUMNS[2]}
-             FROM (${relation.sql(emptySourceSql(stream.fields))}) WHERE false`,
+             FROM (${relation.sql(options.sources.get(stream.name)!.emptySql)}) WHERE false`,
         );
         tables.push(table);
       }
@@ -270,8 +288,8 @@ export class SpeedLayer {
       if (this.closed) throw new Error('the speed layer is closed');
       await this.syncVersions();
       const { store, catalog } = this.options;
-      const fields = state.stream.fields;
-      const empty = batchPartialRelations(state.view, fields, [], store);
+      const emptySource = this.options.sources.get(state.stream.name)!.emptySql;
+      const empty = batchPartialRelations(state.view, emptySource, [], store);
       const loaded = state.version;
       const batch = loaded ? this.byRelation(state, loaded.partials.map((table) => `SELECT * FROM ${table}`)) : empty;
       const exclude = RANGE_COLUMNS.join(', ');
@@ -288,14 +306,38 @@ export class SpeedLayer {
         speed: this.byRelation(state, speedSql),
         merged: this.byRelation(state, batchSql.map((sql, i) => `SELECT * FROM (${sql}) UNION ALL BY NAME SELECT * FROM (${speedSql[i]!})`)),
         empty,
+        prepare: async (sql) => {
+          const key = `${state.prefix}/${state.generation}\n${sql}`;
+          // Statements of the view's older generations will never be asked for again.
+          for (const [old, statement] of this.prepared) {
+            if (!old.startsWith(`${state.prefix}/`) || old.startsWith(`${state.prefix}/${state.generation}\n`)) continue;
+            this.prepared.delete(old);
+            statement.destroySync();
+          }
+          let statement = this.prepared.get(key);
+          if (statement) this.prepared.delete(key);
+          else statement = await this.connection.prepare(sql);
+          this.prepared.set(key, statement);
+          for (const [old, unused] of this.prepared) {
+            if (this.prepared.size <= PREPARED_KEPT) break;
+            this.prepared.delete(old);
+            unused.destroySync();
+          }
+          statement.clearBindings();
+          return statement;
+        },
         versionPartials: async (version) => {
           const info = (await catalog.viewVersions(state.view.name)).find((v) => v.version === version);
           if (!info) return null;
-          return { partials: batchPartialRelations(state.view, fields, info.files, store), watermark: info.watermark[state.stream.name] ?? {} };
+          return { partials: batchPartialRelations(state.view, emptySource, info.files, store), watermark: info.watermark[state.stream.name] ?? {} };
         },
       };
       return read(snapshot, this.connection);
     });
+  }
+
+  private emptySource(state: ViewState): string {
+    return this.options.sources.get(state.stream.name)!.emptySql;
   }
 
   private byRelation(state: ViewState, sqls: readonly string[]): PartialRelations {
@@ -342,7 +384,7 @@ export class SpeedLayer {
         speedSql.push(`SELECT * FROM read_parquet(${sqlString(path)})`);
       }
       // The SQL engine is a DuckDB of its own: it reads the version's files, not this one's tables.
-      const batch = batchPartialRelations(state.view, state.stream.fields, state.version?.info.files ?? [], this.options.store);
+      const batch = batchPartialRelations(state.view, this.emptySource(state), state.version?.info.files ?? [], this.options.store);
       const batchSql = this.relationList(state, batch);
       const exported = {
         generation: state.generation,
@@ -372,6 +414,8 @@ export class SpeedLayer {
     await this.tick;
     for (const state of this.states.values()) await state.loading?.catch(() => undefined);
     await this.exclusive(async () => undefined);
+    for (const statement of this.prepared.values()) statement.destroySync();
+    this.prepared.clear();
     this.loader.closeSync();
     this.connection.closeSync();
     this.instance.closeSync();
@@ -470,7 +514,7 @@ export class SpeedLayer {
     const info = (await this.options.catalog.viewVersions(state.view.name)).find((v) => v.version === version);
     // Replaced between the two reads: the next pass loads the newer one.
     if (!info || this.closed) return;
-    const files = this.relationList(state, batchPartialRelations(state.view, state.stream.fields, info.files, this.options.store));
+    const files = this.relationList(state, batchPartialRelations(state.view, this.emptySource(state), info.files, this.options.store));
     const tag = `${state.prefix}_v${info.version}`;
     const partials = state.relations.map((relation) => quoteIdent(`${tag}_${relation.name}`));
     const final = quoteIdent(`${tag}_final`);
@@ -545,6 +589,7 @@ export class SpeedLayer {
     state.version = loaded;
     state.generation++;
     // Reads run on this queue, so none is reading the replaced version's tables.
+    // Statements naming them belong to an older generation and go at the next read of the view.
     if (replaced) await this.dropTables(this.connection, [...replaced.partials, replaced.final]);
   }
 
@@ -574,7 +619,8 @@ export class SpeedLayer {
         await this.connection.run(
           `CREATE OR REPLACE TEMP TABLE micro_batch AS SELECT ${select} FROM read_json(${sqlString(staged)}, format = 'newline_delimited', columns = ${columns})`,
         );
-        const source = 'SELECT * FROM micro_batch';
+        // The same records the batch layer reads from chunks: cleaned by the stream's transform, if any.
+        const source = this.options.sources.get(name)!.recordsSql('SELECT * FROM micro_batch');
         await this.connection.run('BEGIN TRANSACTION');
         try {
           for (let i = 0; i < state.relations.length; i++) {

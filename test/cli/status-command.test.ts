@@ -57,3 +57,15 @@ describe('strata status', () => {
     expect(failed).toMatchObject({ code: 1, stderr: expect.stringContaining('no Strata server answers at http://127.0.0.1:1') });
   });
 });
+
+describe('strata status text', () => {
+  it("prints each view's memory per group key once the server measured it", async () => {
+    const { renderStatus } = await import('../../src/cli/status-command.js');
+    const view = { view: 'pages', stream: 'clicks', batchVersion: 2, watermark: { 0: '10' }, speedSeq: { 0: '15' }, ranges: 3 };
+    const memory = { speedGroupKeys: 1200, speedBytes: 240_000, speedBytesPerGroupKey: 200, batchGroupKeys: 50_000, batchBytes: 4_000_000 };
+    const text = renderStatus({ streams: [], views: [{ ...view, memory }, { ...view, view: 'unmeasured', memory: null }] });
+    expect(text).toContain('view pages (clicks): batch v2 covers 10 records; speed layer 5 records past W in 3 micro-batches');
+    expect(text).toContain('memory: speed 1,200 group keys, 240.0 KB (200 B per key); batch version in memory 50,000 group keys, 4.0 MB');
+    expect(text.match(/memory:/g)).toHaveLength(1);
+  });
+});

@@ -1,0 +1,225 @@
+import { standardizedType, TIMESTAMP_TEXT_PATTERN, type ColumnType, type FieldSpec, type StandardizeOp, type TransformRules } from '../config/index.js';
+import { quoteIdent, sqlString } from '../util/duckdb.js';
+
+/**
+ * SQL generation for a stream's transform: pure functions from validated rules to SQL text over a `source`
+ * relation, so that the batch layer (over raw chunks) and the speed layer (over a micro-batch) run the one SQL.
+ * Validation against DuckDB happens in compile-transform.ts; nothing here runs a query.
+ */
+
+/** The column naming why a record is quarantined; NULL for a clean record. */
+export const QUARANTINE_REASON = '__quarantine_reason';
+
+/** Columns the transform adds between its steps and removes again; a source must not use this prefix. */
+const INTERNAL = '__transform_';
+
+/** What the generator needs, all checked beforehand: the rules, and the SQL of defaults and derived columns. */
+export interface TransformSqlInput {
+  readonly fields: readonly FieldSpec[];
+  readonly rules: TransformRules;
+  /** Per field with a default: a typed SQL constant (checked by DuckDB to be a valid value). */
+  readonly defaultLiterals: ReadonlyMap<string, string>;
+  /** Derived column → its expression as DuckDB prints it back (one expression by construction), in order. */
+  readonly deriveSql: ReadonlyMap<string, string>;
+}
+
+/**
+ * The characters `trim` removes at both ends, as SQL: ASCII space, tab, line feed, vertical tab, form feed, carriage
+ * return and the no-break space, which pasted text often carries. (DuckDB's one-argument trim removes spaces only.)
+ */
+const TRIMMED = ["' '", ...[9, 10, 11, 12, 13, 160].map((code) => `chr(${code})`)].join(' || ');
+
+/** SQL for one string operation applied to the SQL expression `value`. */
+function stringOpSql(op: StandardizeOp, value: string): string {
+  switch (op) {
+    case 'trim':
+      return `trim(${value}, ${TRIMMED})`;
+    case 'collapse_spaces':
+      // Every run of whitespace becomes one space; ends are left to `trim`.
+      return `regexp_replace(${value}, '\\s+', ' ', 'g')`;
+    case 'lower':
+      return `lower(${value})`;
+    case 'upper':
+      return `upper(${value})`;
+    case 'null_if_empty':
+      return `nullif(${value}, '')`;
+    case 'utc':
+      throw new Error('utc is not a string operation');
+  }
+}
+
+/** The operations of a string field that run before `utc` (all of them when there is none). */
+function stringOpsBeforeUtc(field: FieldSpec, ops: readonly StandardizeOp[]): StandardizeOp[] {
+  if (field.type !== 'string') return [];
+  const utcAt = ops.indexOf('utc');
+  return utcAt === -1 ? [...ops] : ops.slice(0, utcAt);
+}
+
+/** True when `utc` parses this field's text into a timestamp (on a timestamp field it changes nothing). */
+function convertsToUtc(field: FieldSpec, rules: TransformRules): boolean {
+  return field.type === 'string' && (rules.standardize.get(field.name) ?? []).includes('utc');
+}
+
+/** `{wall, zone}` of timestamp text, both '' when the text is no timestamp; see {@link utcFromPartsSql}. */
+export function utcPartsSql(text: string): string {
+  return `regexp_extract(${text}, ${sqlString(TIMESTAMP_TEXT_PATTERN.source)}, ['wall', 'zone'])`;
+}
+
+/**
+ * The UTC timestamp of `{wall, zone}` parts, or NULL when they are no valid timestamp. Ingest's rules, in SQL: no
+ * offset means UTC; `+02:00` is subtracted. It never reads the session's TimeZone (a TIMESTAMPTZ cast would), so
+ * every DuckDB that runs it, in any process or zone, gives the same instant. TRY turns any failure (a 30 February,
+ * an out-of-range year) into NULL, so a bad value quarantines its record instead of failing the query.
+ */
+export function utcFromPartsSql(parts: string): string {
+  const wall = `struct_extract(${parts}, 'wall')`;
+  const zone = `struct_extract(${parts}, 'zone')`;
+  const hours = `CAST(substr(${zone}, 2, 2) AS INTEGER)`;
+  const minutes = `CASE WHEN length(${zone}) > 3 THEN CAST(right(${zone}, 2) AS INTEGER) ELSE 0 END`;
+  const offsetMinutes =
+    `CASE WHEN ${zone} IN ('', 'Z', 'z') THEN 0 WHEN ${hours} > 23 OR ${minutes} > 59 THEN NULL ` +
+    `ELSE (CASE WHEN starts_with(${zone}, '-') THEN -1 ELSE 1 END) * (${hours} * 60 + ${minutes}) END`;
+  return `TRY(CASE WHEN ${wall} = '' THEN NULL ELSE CAST(regexp_replace(${wall}, '[Tt]', ' ') AS TIMESTAMP) - to_minutes(${offsetMinutes}) END)`;
+}
+
+/** Wraps `sql` as the FROM of the next step. */
+const step = (select: string, from: string, where = '') => `SELECT ${select} FROM (${from}) AS step${where ? ` WHERE ${where}` : ''}`;
+
+const internal = (what: string, field: string) => quoteIdent(`${INTERNAL}${what}_${field}`);
+
+/** Fields whose value the transform may change: the ones a default, standardize or map rule names. */
+function ruledFields(input: TransformSqlInput): FieldSpec[] {
+  const { rules } = input;
+  return input.fields.filter((field) => rules.defaults.has(field.name) || rules.standardize.has(field.name) || rules.map.has(field.name));
+}
+
+/**
+ * The transform as a chain of projections over `source`. Every source column passes through in place (`* REPLACE`),
+ * so offset columns and any other extra column come out untouched; derived columns follow, then the reason.
+ * With `keepRaw`, each ruled field's raw value also travels along as an internal column, for {@link quarantineSql}.
+ */
+function pipelineSql(input: TransformSqlInput, source: string, keepRaw: boolean): string {
+  const { rules } = input;
+  let sql = `SELECT * FROM (${source}) AS source`;
+
+  if (keepRaw) {
+    const copies = ruledFields(input).map((field) => `${quoteIdent(field.name)} AS ${internal('raw', field.name)}`);
+    if (copies.length > 0) sql = step(['*', ...copies].join(', '), sql);
+  }
+
+  // 1. defaults, then the string operations (up to a `utc`, which converts in the next steps).
+  const repaired: string[] = [];
+  for (const field of input.fields) {
+    const literal = input.defaultLiterals.get(field.name);
+    const ops = stringOpsBeforeUtc(field, rules.standardize.get(field.name) ?? []);
+    if (literal === undefined && ops.length === 0) continue;
+    let value = quoteIdent(field.name);
+    if (literal !== undefined) value = `coalesce(${value}, ${literal})`;
+    for (const op of ops) value = stringOpSql(op, value);
+    repaired.push(`${value} AS ${quoteIdent(field.name)}`);
+  }
+  if (repaired.length > 0) sql = step(`* REPLACE (${repaired.join(', ')})`, sql);
+
+  // 2. `utc` on string fields: parse once into parts, convert, and flag a value that did not convert.
+  const converted = input.fields.filter((field) => convertsToUtc(field, rules));
+  if (converted.length > 0) {
+    const parts = converted.map((field) => `${utcPartsSql(quoteIdent(field.name))} AS ${internal('parts', field.name)}`);
+    sql = step(['*', ...parts].join(', '), sql);
+    const values = converted.map((field) => `${utcFromPartsSql(internal('parts', field.name))} AS ${internal('utc', field.name)}`);
+    sql = step(['*', ...values].join(', '), sql);
+    const drop = converted.flatMap((field) => [internal('parts', field.name), internal('utc', field.name)]);
+    const replace = converted.map((field) => `${internal('utc', field.name)} AS ${quoteIdent(field.name)}`);
+    const flags = converted.map(
+      (field) => `(${quoteIdent(field.name)} IS NOT NULL AND ${internal('utc', field.name)} IS NULL) AS ${internal('unconverted', field.name)}`,
+    );
+    sql = step([`* EXCLUDE (${drop.join(', ')}) REPLACE (${replace.join(', ')})`, ...flags].join(', '), sql);
+  }
+
+  // 3. map, compared with the standardized value. Entries are sorted so that their declared order (which cannot
+  // matter: keys are distinct) does not change the SQL, nor therefore the transform's version.
+  const mapped: string[] = [];
+  for (const field of input.fields) {
+    const entries = rules.map.get(field.name);
+    if (!entries || entries.size === 0) continue;
+    const column = quoteIdent(field.name);
+    const whens = [...entries]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([from, to]) => `WHEN ${sqlString(from)} THEN ${to === null ? 'CAST(NULL AS VARCHAR)' : sqlString(to)}`);
+    mapped.push(`CASE ${column} ${whens.join(' ')} ELSE ${column} END AS ${column}`);
+  }
+  if (mapped.length > 0) sql = step(`* REPLACE (${mapped.join(', ')})`, sql);
+
+  // 4. the reason: the first failed standardization (in schema order), else the first missing required field.
+  const failures = [
+    ...converted.map((field) => `WHEN ${internal('unconverted', field.name)} THEN ${sqlString(`standardize: ${field.name} could not be converted`)}`),
+    ...rules.required.map((name) => `WHEN ${quoteIdent(name)} IS NULL THEN ${sqlString(`required: ${name} is missing`)}`),
+  ];
+  const reason = failures.length > 0 ? `CASE ${failures.join(' ')} END` : 'CAST(NULL AS VARCHAR)';
+  const flags = converted.map((field) => internal('unconverted', field.name));
+  sql = step(`*${flags.length > 0 ? ` EXCLUDE (${flags.join(', ')})` : ''}, ${reason} AS ${quoteIdent(QUARANTINE_REASON)}`, sql);
+
+  // 5. derived columns, one step each so that a column can use the ones before it, computed for records not
+  // quarantined yet (NULL on the others). TRY keeps a record whose expression fails (a bad cast) from failing the
+  // whole query; wrapping the value in a struct tells a failure (NULL struct) from a NULL result ({value: NULL}),
+  // and evaluates the expression once. The CASE is load-bearing too: DuckDB's common-subexpression optimizer
+  // hoists a repeated subexpression out of TRY (where it throws again) but does not look inside CASE branches.
+  const reasonColumn = quoteIdent(QUARANTINE_REASON);
+  for (const [name, expression] of input.deriveSql) {
+    const attempt = internal('derive', name);
+    sql = step(`*, CASE WHEN ${reasonColumn} IS NULL THEN TRY({'value': ${expression}}) END AS ${attempt}`, sql);
+    const failed = `CASE WHEN ${reasonColumn} IS NULL AND ${attempt} IS NULL THEN ${sqlString(`derive: ${name} could not be computed`)} ELSE ${reasonColumn} END`;
+    sql = step(`* EXCLUDE (${attempt}) REPLACE (${failed} AS ${reasonColumn}), struct_extract(${attempt}, 'value') AS ${quoteIdent(name)}`, sql);
+  }
+  if (input.deriveSql.size > 0) sql = step(`* EXCLUDE (${quoteIdent(QUARANTINE_REASON)}), ${quoteIdent(QUARANTINE_REASON)}`, sql);
+  return sql;
+}
+
+/** See {@link TransformPlan.cleanSql}. */
+export function cleanSql(input: TransformSqlInput, source: string): string {
+  return pipelineSql(input, source, false);
+}
+
+/** See {@link TransformPlan.quarantineSql}. */
+export function quarantineSql(input: TransformSqlInput, source: string): string {
+  const raw = ruledFields(input);
+  const drop = [...[...input.deriveSql.keys()].map(quoteIdent), ...raw.map((field) => internal('raw', field.name))];
+  const restore = raw.map((field) => `${internal('raw', field.name)} AS ${quoteIdent(field.name)}`);
+  const select = `*${drop.length > 0 ? ` EXCLUDE (${drop.join(', ')})` : ''}${restore.length > 0 ? ` REPLACE (${restore.join(', ')})` : ''}`;
+  return step(select, pipelineSql(input, source, true), `${quoteIdent(QUARANTINE_REASON)} IS NOT NULL`);
+}
+
+/** The offset columns that break ties between copies with the same event time. */
+export const DEDUPE_TIE_BREAK = ['__shard', '__seq'] as const;
+
+/** See {@link TransformPlan.dedupeSql}. */
+export function dedupeSql(keys: readonly string[], eventTime: string, withinMs: number, source: string): string {
+  const time = quoteIdent(eventTime);
+  const previous = quoteIdent(`${INTERNAL}previous`);
+  // NULLS LAST spelled out: DuckDB's default null order is a setting, and the order must not depend on it.
+  const order = [time, ...DEDUPE_TIE_BREAK.map(quoteIdent)].map((column) => `${column} ASC NULLS LAST`).join(', ');
+  const partition = keys.map(quoteIdent).join(', ');
+  const windowMicros = Math.round(withinMs * 1000);
+  const kept = [
+    ...keys.map((key) => `${quoteIdent(key)} IS NULL`),
+    `${time} IS NULL`,
+    `${previous} IS NULL`,
+    `epoch_us(${time}) - epoch_us(${previous}) >= ${windowMicros}`,
+  ].join(' OR ');
+  const numbered = `SELECT *, lag(${time}) OVER (PARTITION BY ${partition} ORDER BY ${order}) AS ${previous} FROM (${source}) AS source`;
+  return step(`* EXCLUDE (${previous})`, numbered, kept);
+}
+
+/** Whether a clean record (one that is not quarantined) can hold NULL in the field after the rules. */
+export function cleanNullable(field: FieldSpec, rules: TransformRules): boolean {
+  if (rules.required.includes(field.name)) return false;
+  let nullable = field.nullable && !rules.defaults.has(field.name);
+  // A failed `utc` conversion quarantines the record, so it keeps the field's nullability; these two add NULLs.
+  if ((rules.standardize.get(field.name) ?? []).includes('null_if_empty')) nullable = true;
+  if ([...(rules.map.get(field.name)?.values() ?? [])].includes(null)) nullable = true;
+  return nullable;
+}
+
+/** The field's type after the rules, as a Strata column type. */
+export function cleanFieldType(field: FieldSpec, rules: TransformRules): ColumnType {
+  return standardizedType(field, rules.standardize.get(field.name));
+}

@@ -1,0 +1,40 @@
+import type { StreamConfig } from '../config/index.js';
+import { emptySourceSql } from '../views/index.js';
+import { QUARANTINE_REASON } from './clean-sql.js';
+import type { TransformPlan } from './compile-transform.js';
+
+/**
+ * The records a stream's views read, as both layers build them: the raw records when the stream declares no
+ * transform, else its clean records (quarantined ones left out). The batch layer applies `recordsSql` to chunks
+ * and the speed layer to each micro-batch, so both see the same clean records by construction.
+ */
+export interface RecordSource {
+  readonly stream: string;
+  /** The transform version the records are cleaned under; null without a transform. */
+  readonly transformVersion: string | null;
+  /** An empty relation with the columns views read, typed. */
+  readonly emptySql: string;
+  /** The records views read, from `raw`: SQL yielding the stream's fields as ingested (and any extra columns). */
+  recordsSql(raw: string): string;
+  /** The quarantined records of `raw`, with their raw values and `__quarantine_reason`; null without a transform. */
+  quarantineSql(raw: string): string | null;
+}
+
+export function recordSource(stream: StreamConfig, plan: TransformPlan | null): RecordSource {
+  if (plan === null) {
+    return {
+      stream: stream.name,
+      transformVersion: null,
+      emptySql: emptySourceSql(stream.fields),
+      recordsSql: (raw) => raw,
+      quarantineSql: () => null,
+    };
+  }
+  return {
+    stream: stream.name,
+    transformVersion: plan.version,
+    emptySql: plan.emptyCleanSql(),
+    recordsSql: (raw) => `SELECT * EXCLUDE (${QUARANTINE_REASON}) FROM (${plan.cleanSql(raw)}) AS cleaned WHERE ${QUARANTINE_REASON} IS NULL`,
+    quarantineSql: (raw) => plan.quarantineSql(raw),
+  };
+}
