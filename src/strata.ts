@@ -84,11 +84,6 @@ export class Strata {
       const views = await compileViews(options.config);
       // Bad transform rules stop Strata here too, naming the stream and the rule (DuckDB checks derive).
       const transforms = await compileTransforms(options.config);
-      for (const plan of transforms.values()) {
-        if (plan.dedupe !== null) {
-          throw new ConfigError(`streams.${plan.stream}.transform.dedupe: de-duplication is not applied by this version of Strata yet; remove it for now`);
-        }
-      }
       const sources = new Map(
         [...options.config.streams.values()].map((stream) => [stream.name, recordSource(stream, transforms.get(stream.name) ?? null)]),
       );

@@ -284,7 +284,9 @@ export class BatchLayer {
       assertCovered(chunks, run.watermark[view.source] ?? {});
       const versions = await catalog.viewVersions(view.name);
       const current = versions.find((version) => version.current) ?? null;
-      const plan = planVersion(view, stream, chunks, current, run.fromScratch, this.options.sources.get(view.source)!.transformVersion);
+      const source = this.options.sources.get(view.source)!;
+      const dedupeDays = source.dedupe === null ? 0 : Math.ceil(source.dedupe.withinMs / DAY_MS);
+      const plan = planVersion(view, stream, chunks, current, run.fromScratch, source.transformVersion, dedupeDays);
       plans.push({ view, stream, plan, version: (versions[0]?.version ?? 0) + 1 });
       run.total += plan.tasks.length * partialRelations(view).length;
       run.recomputed[view.name] = [...new Set(plan.tasks.map((task) => task.partition))].sort();
@@ -345,10 +347,17 @@ export class BatchLayer {
   ): Promise<ViewFile[]> {
     const { store } = this.options;
     const files: ViewFile[] = [];
-    for (const { partition, chunks, delta } of tasks) {
-      const paths = chunks.map((chunk) => store.location(chunk.key));
-      // The partition's rows exactly as the SQL engine's table shows them (schema evolution included).
-      const source = this.options.sources.get(stream.name)!.recordsSql(viewQuery({ kind: 'raw', columns: stream.fields }, await schemas.group(paths)));
+    const records = this.options.sources.get(stream.name)!;
+    for (const { partition, chunks, delta, earlier } of tasks) {
+      // The partition's rows exactly as the SQL engine's table shows them (schema evolution included), cleaned.
+      const raw = async (list: readonly ChunkInfo[]) =>
+        viewQuery({ kind: 'raw', columns: stream.fields }, await schemas.group(list.map((chunk) => store.location(chunk.key))));
+      // With dedupe, the copies that may come first lie up to the window earlier, in the partitions before it:
+      // read with them, de-duplicated, then the partition's own records kept.
+      const source =
+        records.dedupe === null
+          ? records.recordsSql(await raw(chunks))
+          : `SELECT * FROM (${records.dedupedSql(await raw([...earlier, ...chunks]))}) AS deduped WHERE dt = ${sqlString(partition)}`;
       for (const relation of partialRelations(view)) {
         const staged = store.stagingPath(`${view.name}-${relation.name}`);
         const reader = await connection.runAndReadAll(
@@ -373,6 +382,17 @@ export interface PartitionTask {
   readonly partition: string;
   readonly chunks: readonly ChunkInfo[];
   readonly delta: boolean;
+  /** With dedupe, the chunks of the partitions up to the window before it, where earlier copies may lie. */
+  readonly earlier: readonly ChunkInfo[];
+}
+
+const DAY_MS = 86_400_000;
+
+/** The `dt=` partitions (event-time days, `YYYY-MM-DD`) `days` before and after one; none for `__unknown__`. */
+function neighbourDays(partition: string, days: number, direction: -1 | 1): string[] {
+  const start = Date.parse(`${partition}T00:00:00Z`);
+  if (Number.isNaN(start)) return [];
+  return Array.from({ length: days }, (_, i) => new Date(start + direction * (i + 1) * DAY_MS).toISOString().slice(0, 10));
 }
 
 /** What a view's next version computes and what it reuses. */
@@ -403,32 +423,41 @@ export function planVersion(
   current: ViewVersionInfo | null,
   fromScratch: boolean,
   transformVersion: string | null = null,
+  dedupeDays = 0,
 ): VersionPlan {
   const hash = planHash(view, stream.fields, transformVersion);
   const partitions = [...new Set(chunks.map((chunk) => chunk.partition))].sort();
   const maxImportChunk = Math.max(0, ...chunks.filter((chunk) => chunk.shard === null).map((chunk) => chunk.id));
   const scratch = fromScratch || current === null || current.planHash !== hash;
   const inPartition = (partition: string) => chunks.filter((chunk) => chunk.partition === partition);
-  if (scratch) {
-    const tasks = partitions.map((partition) => ({ partition, chunks: inPartition(partition), delta: false }));
-    return { hash, fromScratch: true, tasks, reused: [], maxImportChunk };
-  }
+  const earlier = (partition: string) => neighbourDays(partition, dedupeDays, -1).flatMap(inPartition);
+  const whole = (partition: string): PartitionTask => ({ partition, chunks: inPartition(partition), delta: false, earlier: earlier(partition) });
+  if (scratch) return { hash, fromScratch: true, tasks: partitions.map(whole), reused: [], maxImportChunk };
   const covered = current.watermark[stream.name] ?? {};
   const isNew = (chunk: ChunkInfo) =>
     chunk.shard === null ? chunk.id > current.maxImportChunk : (chunk.lastSeq ?? 0) > (covered[String(chunk.shard)] ?? 0);
   const relations = partialRelations(view).map((relation) => relation.name);
+  // With dedupe a new record may be the first copy of one already counted, in its partition or in the window's
+  // worth of partitions after it: those are recomputed whole (a delta cannot take a counted record back).
+  const redo = new Set<string>();
+  if (dedupeDays > 0) {
+    for (const partition of partitions) {
+      if (!inPartition(partition).some(isNew)) continue;
+      for (const day of [partition, ...neighbourDays(partition, dedupeDays, 1)]) redo.add(day);
+    }
+  }
   const tasks: PartitionTask[] = [];
   const reused: ViewFile[] = [];
   for (const partition of partitions) {
     const held = current.files.filter((file) => file.partition === partition);
     const fresh = inPartition(partition).filter(isNew);
     const counts = relations.map((relation) => held.filter((file) => file.relation === relation).length);
-    if (counts.some((count) => count === 0) || (fresh.length > 0 && Math.max(...counts) >= MAX_FILES_PER_PARTITION)) {
-      tasks.push({ partition, chunks: inPartition(partition), delta: false });
+    if (redo.has(partition) || counts.some((count) => count === 0) || (fresh.length > 0 && Math.max(...counts) >= MAX_FILES_PER_PARTITION)) {
+      tasks.push(whole(partition));
       continue;
     }
     reused.push(...held);
-    if (fresh.length > 0) tasks.push({ partition, chunks: fresh, delta: true });
+    if (fresh.length > 0) tasks.push({ partition, chunks: fresh, delta: true, earlier: [] });
   }
   return { hash, fromScratch: false, tasks, reused, maxImportChunk };
 }

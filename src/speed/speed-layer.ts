@@ -9,7 +9,10 @@ import { OFFSET_COLUMNS, readJsonColumns, withOffsets, type ObjectStore } from '
 import { asSeq, type Stream } from '../stream/index.js';
 import type { DerivedTable } from '../sql/index.js';
 import { quoteIdent, sqlString } from '../util/duckdb.js';
+import { FileSchemas } from '../sql/file-schemas.js';
+import { viewQuery } from '../sql/lake-views.js';
 import type { RecordSource } from '../transform/index.js';
+import { DedupeKeys } from './dedupe-keys.js';
 import { mergeSql, type PartialRelations, type ViewDefinition } from '../views/index.js';
 
 /** The log consumer the speed layer checkpoints under: retention keeps every record no batch version covers. */
@@ -81,6 +84,8 @@ interface ViewState {
   recomputed: number;
   /** Times the oldest ranges of a shard were folded into one. */
   compacted: number;
+  /** The copies its stream's de-duplication compares new records with; null without dedupe. */
+  dedupe: DedupeKeys | null;
   /** The last measure of the view's memory in this DuckDB; null until the first one. */
   memory: ViewMemory | null;
   /** Bumped at every change of the partials or the version: the state of the view's SQL tables. */
@@ -227,6 +232,7 @@ export class SpeedLayer {
         ranges: Array.from({ length: stream.shards }, () => []),
         recomputed: 0,
         compacted: 0,
+        dedupe: null,
         memory: null,
         generation: 0,
         exports: [],
@@ -235,6 +241,11 @@ export class SpeedLayer {
     const loader = await instance.connect();
     const layer = new SpeedLayer(options, instance, connection, loader, states);
     try {
+      for (const state of states.values()) {
+        const source = options.sources.get(state.stream.name)!;
+        if (source.dedupe === null) continue;
+        state.dedupe = await DedupeKeys.create(connection, `${state.prefix}_dedupe`, source, (day) => layer.coveredDay(state, day));
+      }
       await layer.loadNewVersions();
       await layer.exclusive(async () => {
         await layer.syncVersions();
@@ -334,6 +345,25 @@ export class SpeedLayer {
       };
       return read(snapshot, this.connection);
     });
+  }
+
+  /**
+   * The clean records of one event-time day that the batch version being adopted (or the current one) covers,
+   * read from the lake as the batch layer reads them: what a new record's copies are looked up in.
+   */
+  private async coveredDay(state: ViewState, day: string): Promise<string | null> {
+    const info = (state.adopting ?? state.version)?.info;
+    if (!info) return null;
+    const name = state.stream.name;
+    const watermark = info.watermark[name] ?? {};
+    const chunks = ((await this.options.catalog.snapshot([name])).chunks.get(name) ?? []).filter(
+      (chunk) =>
+        chunk.partition === day &&
+        (chunk.shard === null ? chunk.id <= info.maxImportChunk : (chunk.lastSeq ?? 0) <= (watermark[String(chunk.shard)] ?? 0)),
+    );
+    if (chunks.length === 0) return null;
+    const groups = await new FileSchemas(this.connection).group(chunks.map((chunk) => this.options.store.location(chunk.key)));
+    return this.options.sources.get(name)!.recordsSql(viewQuery({ kind: 'raw', columns: state.stream.fields }, groups));
   }
 
   private emptySource(state: ViewState): string {
@@ -562,6 +592,19 @@ export class SpeedLayer {
    */
   private async adopt(state: ViewState, loaded: LoadedVersion): Promise<void> {
     const next = loaded.info.watermark[state.stream.name] ?? {};
+    const nextW = state.watermark.map((_, shard) => next[String(shard)] ?? 0);
+    // De-duplication first: which speed records must give way to copies the version now covers.
+    let giveWay: { shard: number; seq: number }[] = [];
+    if (state.dedupe) {
+      if (nextW.some((w, shard) => w < state.watermark[shard]!)) await state.dedupe.clear();
+      else {
+        giveWay = await state.dedupe.cover(nextW);
+        const behind = nextW.some((w, shard) => w > state.seq[shard]!);
+        const imported = loaded.info.maxImportChunk !== (state.version?.info.maxImportChunk ?? 0);
+        // Records the speed layer never applied are covered now: the copies held lack them, so reload.
+        if (behind || imported) await state.dedupe.forgetCovered();
+      }
+    }
     for (let shard = 0; shard < state.seq.length; shard++) {
       const w = next[String(shard)] ?? 0;
       if (w < state.watermark[shard]!) {
@@ -584,7 +627,19 @@ export class SpeedLayer {
         state.recomputed++;
       }
     }
-    state.watermark = state.watermark.map((_, shard) => next[String(shard)] ?? 0);
+    state.watermark = nextW;
+    // Micro-batches holding a record that must now give way are computed again (once each) with the new decisions.
+    const redo = new Map<string, { shard: number; range: Range }>();
+    for (const { shard, seq } of giveWay) {
+      const range = state.ranges[shard]?.find((r) => r.first <= seq && seq <= r.last);
+      if (range) redo.set(`${shard}/${range.first}`, { shard, range });
+    }
+    for (const { shard, range } of redo.values()) {
+      await this.deleteWhere(state, `${RANGE_COLUMNS[0]} = ${shard} AND ${RANGE_COLUMNS[1]} = ${range.first}`);
+      state.ranges[shard] = state.ranges[shard]!.filter((r) => r !== range);
+      await this.apply(state, shard, range.first, range.last, true);
+      state.recomputed++;
+    }
     const replaced = state.version;
     state.version = loaded;
     state.generation++;
@@ -614,13 +669,19 @@ export class SpeedLayer {
       try {
         await writeFile(staged, withOffsets([batch], batch.count, batch.bytes, shard));
         const columns = readJsonColumns(state.stream.fields, OFFSET_COLUMNS);
-        const select = state.stream.fields.map((field) => quoteIdent(field.name)).join(', ');
+        const select = [...state.stream.fields.map((field) => quoteIdent(field.name)), '"__shard"', '"__seq"'].join(', ');
         // Parsed once into a temporary table, then every relation's partial plan reads that table.
         await this.connection.run(
           `CREATE OR REPLACE TEMP TABLE micro_batch AS SELECT ${select} FROM read_json(${sqlString(staged)}, format = 'newline_delimited', columns = ${columns})`,
         );
-        // The same records the batch layer reads from chunks: cleaned by the stream's transform, if any.
-        const source = this.options.sources.get(name)!.recordsSql('SELECT * FROM micro_batch');
+        // The same records the batch layer reads from chunks: cleaned by the stream's transform, if any, and
+        // without the copies of a key another layer or an earlier micro-batch already counts.
+        const records = this.options.sources.get(name)!;
+        let source = records.recordsSql('SELECT * FROM micro_batch');
+        if (state.dedupe) {
+          await this.connection.run(`CREATE OR REPLACE TEMP TABLE micro_clean AS ${source}`);
+          source = await state.dedupe.keep('micro_clean', replace);
+        }
         await this.connection.run('BEGIN TRANSACTION');
         try {
           for (let i = 0; i < state.relations.length; i++) {
@@ -634,7 +695,7 @@ export class SpeedLayer {
           throw error;
         }
       } finally {
-        await this.connection.run('DROP TABLE IF EXISTS micro_batch').catch(() => undefined);
+        for (const table of ['micro_batch', 'micro_clean', 'micro_clean_ordered', 'micro_clean_losers']) await this.connection.run(`DROP TABLE IF EXISTS ${quoteIdent(table)}`).catch(() => undefined);
         await rm(staged, { force: true });
       }
       state.generation++;
@@ -645,7 +706,7 @@ export class SpeedLayer {
       }
       first = last + 1;
     }
-    if (replace) state.ranges[shard] = [...recomputed, ...state.ranges[shard]!];
+    if (replace) state.ranges[shard] = [...recomputed, ...state.ranges[shard]!].sort((a, b) => a.first - b.first);
   }
 
   private async measureMemory(): Promise<void> {
@@ -663,7 +724,7 @@ export class SpeedLayer {
         (await this.connection.runAndReadAll(`SELECT count(*)::DOUBLE AS n FROM (SELECT DISTINCT ${keys.length > 0 ? keys.join(', ') : '1'} FROM ${state.tables[0]!})`)).getRowObjects()[0]!
           .n,
       );
-      const speedBytes = bytesOf(state.tables);
+      const speedBytes = bytesOf([...state.tables, ...(state.dedupe ? [state.dedupe.tableName] : [])]);
       const batch = state.version;
       state.memory = {
         speedGroupKeys,

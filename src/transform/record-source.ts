@@ -1,7 +1,7 @@
 import type { StreamConfig } from '../config/index.js';
 import { emptySourceSql } from '../views/index.js';
 import { QUARANTINE_REASON } from './clean-sql.js';
-import type { TransformPlan } from './compile-transform.js';
+import type { DedupePlan, TransformPlan } from './compile-transform.js';
 
 /**
  * The records a stream's views read, as both layers build them: the raw records when the stream declares no
@@ -18,6 +18,13 @@ export interface RecordSource {
   recordsSql(raw: string): string;
   /** The quarantined records of `raw`, with their raw values and `__quarantine_reason`; null without a transform. */
   quarantineSql(raw: string): string | null;
+  /** The stream's de-duplication, null without one. */
+  readonly dedupe: DedupePlan | null;
+  /**
+   * The clean records of `raw` less the duplicates among them (first copy by event time, shard, seq wins; see
+   * src/transform/index.ts); `raw` must carry `__shard` and `__seq`. Without dedupe, {@link recordsSql}.
+   */
+  dedupedSql(raw: string): string;
 }
 
 export function recordSource(stream: StreamConfig, plan: TransformPlan | null): RecordSource {
@@ -28,13 +35,18 @@ export function recordSource(stream: StreamConfig, plan: TransformPlan | null): 
       emptySql: emptySourceSql(stream.fields),
       recordsSql: (raw) => raw,
       quarantineSql: () => null,
+      dedupe: null,
+      dedupedSql: (raw) => raw,
     };
   }
+  const recordsSql = (raw: string) => `SELECT * EXCLUDE (${QUARANTINE_REASON}) FROM (${plan.cleanSql(raw)}) AS cleaned WHERE ${QUARANTINE_REASON} IS NULL`;
   return {
     stream: stream.name,
     transformVersion: plan.version,
     emptySql: plan.emptyCleanSql(),
-    recordsSql: (raw) => `SELECT * EXCLUDE (${QUARANTINE_REASON}) FROM (${plan.cleanSql(raw)}) AS cleaned WHERE ${QUARANTINE_REASON} IS NULL`,
+    recordsSql,
     quarantineSql: (raw) => plan.quarantineSql(raw),
+    dedupe: plan.dedupe,
+    dedupedSql: (raw) => (plan.dedupe ? plan.dedupeSql(recordsSql(raw)) : recordsSql(raw)),
   };
 }

@@ -7,7 +7,7 @@ export const cleanTableName = (stream: string): string => `${stream}__clean`;
 export const quarantineTableName = (stream: string): string => `${stream}__quarantine`;
 
 /**
- * For each stream with a transform, `<stream>__clean` (the records its views read) and `<stream>__quarantine`
+ * For each stream with a transform, `<stream>__clean` (the records its views read, de-duplicated) and `<stream>__quarantine`
  * (the records the rules refused, raw values and `__quarantine_reason`) as SQL tables. Both are the rules applied
  * to the stream's raw table at query time, so they cover what the lake holds (delivered records) and change
  * with the rules; their state is the transform version.
@@ -18,7 +18,8 @@ export function transformTables(sources: ReadonlyMap<string, RecordSource>): Der
     const quarantine = source.quarantineSql(raw);
     if (source.transformVersion === null || quarantine === null) return [];
     return [
-      { name: cleanTableName(source.stream), state: source.transformVersion, sql: async () => source.recordsSql(raw) },
+      // Clean as the views read them: duplicates left out too.
+      { name: cleanTableName(source.stream), state: source.transformVersion, sql: async () => source.dedupedSql(raw) },
       { name: quarantineTableName(source.stream), state: source.transformVersion, sql: async () => quarantine },
     ];
   });

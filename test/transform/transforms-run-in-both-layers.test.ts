@@ -110,10 +110,57 @@ describe('transforms in the batch and speed layers', () => {
     ]);
   });
 
-  it('refuses dedupe at start until the layers apply it, naming the rule', async () => {
+  it('counts a key once across shards and across the batch/speed boundary, within the window', async () => {
     dir = await tempDir();
-    await expect(startInProcess(config({}, { dedupe: { key: 'event_id', within: '24h' } }), dir)).rejects.toThrow(
-      /streams\.clicks\.transform\.dedupe: de-duplication is not applied by this version of Strata yet/,
-    );
+    server = await startInProcess(config({}, { dedupe: { key: 'event_id', within: '24h' } }), dir);
+    const copy = (id: string, user: string, ts = '2026-11-25T10:00:00Z') => ({ event_id: id, ts, user_id: user, page: '/a', amount: 1 });
+    // Partitioned by user_id: copies sent with other user ids land on other shards.
+    const shards = new Set<string>();
+    let sent = 0;
+    while (shards.size < 2 && sent < 20) {
+      const user = `u${++sent}`;
+      const answer = await fetch(`${server.url}/v1/streams/clicks/records`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(copy('x', user)),
+      });
+      shards.add(((await answer.json()) as { records: { shard: string }[] }).records[0]!.shard);
+    }
+    expect(shards.size).toBe(2);
+    await caughtUp(sent);
+    expect(await rows()).toEqual([['/a', 1, 100]]);
+    // The first copies go into a batch version; a later copy in the speed layer does not count again.
+    await waitForDelivery(server);
+    expect((await server.strata.batch.run()).state).toBe('succeeded');
+    await ingest(server, [copy('x', 'u5'), copy('y', 'u5')]);
+    await caughtUp(sent + 2);
+    expect(await rows('?layer=batch')).toEqual([['/a', 1, 100]]);
+    expect(await rows('?layer=speed')).toEqual([['/a', 1, 100]]);
+    expect(await rows()).toEqual([['/a', 2, 200]]);
+    // A copy 25 hours later is outside the window: a new record.
+    await ingest(server, [copy('x', 'u6', '2026-11-26T11:00:00Z')]);
+    await caughtUp(sent + 3);
+    expect(await rows()).toEqual([['/a', 3, 300]]);
+    await waitForDelivery(server);
+    expect((await server.strata.batch.run({ fromScratch: true })).state).toBe('succeeded');
+    expect(await rows('?layer=batch')).toEqual([['/a', 3, 300]]);
+    const clean = await server.strata.sql.queryAll('SELECT count(*) AS n FROM clicks__clean');
+    expect(clean.rows).toEqual([{ n: '3' }]);
+
+    // Copies on both sides of midnight: the later one is in a batch version first; the earlier one arrives
+    // late, so the next incremental run also recomputes the day after its partition, where the later copy lies.
+    await ingest(server, [copy('w', 'u7', '2026-11-27T01:00:00Z')]);
+    await caughtUp(sent + 4);
+    await waitForDelivery(server);
+    expect((await server.strata.batch.run()).state).toBe('succeeded');
+    await ingest(server, [copy('w', 'u7', '2026-11-26T23:00:00Z')]);
+    await caughtUp(sent + 5);
+    expect(await rows()).toEqual([['/a', 4, 400]]);
+    await waitForDelivery(server);
+    const late = await server.strata.batch.run();
+    expect(late.state).toBe('succeeded');
+    expect(late.recomputed.pages).toEqual(['2026-11-26', '2026-11-27']);
+    expect(await rows('?layer=batch')).toEqual([['/a', 4, 400]]);
+    expect(await rows()).toEqual([['/a', 4, 400]]);
   });
 });
