@@ -348,16 +348,25 @@ export class BatchLayer {
     const { store } = this.options;
     const files: ViewFile[] = [];
     const records = this.options.sources.get(stream.name)!;
-    for (const { partition, chunks, delta, earlier } of tasks) {
-      // The partition's rows exactly as the SQL engine's table shows them (schema evolution included), cleaned.
-      const raw = async (list: readonly ChunkInfo[]) =>
-        viewQuery({ kind: 'raw', columns: stream.fields }, await schemas.group(list.map((chunk) => store.location(chunk.key))));
-      // With dedupe, the copies that may come first lie up to the window earlier, in the partitions before it:
-      // read with them, de-duplicated, then the partition's own records kept.
-      const source =
-        records.dedupe === null
-          ? records.recordsSql(await raw(chunks))
-          : `SELECT * FROM (${records.dedupedSql(await raw([...earlier, ...chunks]))}) AS deduped WHERE dt = ${sqlString(partition)}`;
+    // The rows exactly as the SQL engine's table shows them (schema evolution included).
+    const raw = async (list: readonly ChunkInfo[]) =>
+      viewQuery({ kind: 'raw', columns: stream.fields }, await schemas.group(list.map((chunk) => store.location(chunk.key))));
+    if (records.dedupe !== null && tasks.length > 0) {
+      // The copies that may come first lie up to the window earlier, in the partitions before each one: every
+      // chunk the run needs is read, cleaned and de-duplicated once, then each partition takes its own records.
+      const needed = new Map(tasks.flatMap((task) => [...task.earlier, ...task.chunks]).map((chunk) => [chunk.id, chunk]));
+      await connection.run(`CREATE OR REPLACE TEMP TABLE run_records AS ${records.dedupedSql(await raw([...needed.values()]))}`);
+    }
+    for (const { partition, chunks, delta } of tasks) {
+      const cleaned =
+        records.dedupe === null ? records.recordsSql(await raw(chunks)) : `SELECT * FROM run_records WHERE dt = ${sqlString(partition)}`;
+      // Each relation reads the source: with a transform, the clean records are made once per partition, not
+      // once per relation.
+      let source = cleaned;
+      if (records.transformVersion !== null && records.dedupe === null) {
+        await connection.run(`CREATE OR REPLACE TEMP TABLE partition_records AS SELECT * FROM (${cleaned}) AS cleaned`);
+        source = 'SELECT * FROM partition_records';
+      }
       for (const relation of partialRelations(view)) {
         const staged = store.stagingPath(`${view.name}-${relation.name}`);
         const reader = await connection.runAndReadAll(
@@ -373,6 +382,7 @@ export class BatchLayer {
         step();
       }
     }
+    for (const table of ['partition_records', 'run_records']) await connection.run(`DROP TABLE IF EXISTS ${table}`);
     return files;
   }
 }

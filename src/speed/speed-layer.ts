@@ -677,10 +677,11 @@ export class SpeedLayer {
         // The same records the batch layer reads from chunks: cleaned by the stream's transform, if any, and
         // without the copies of a key another layer or an earlier micro-batch already counts.
         const records = this.options.sources.get(name)!;
-        let source = records.recordsSql('SELECT * FROM micro_batch');
-        if (state.dedupe) {
-          await this.connection.run(`CREATE OR REPLACE TEMP TABLE micro_clean AS ${source}`);
-          source = await state.dedupe.keep('micro_clean', replace);
+        let source = 'SELECT * FROM micro_batch';
+        if (records.transformVersion !== null) {
+          // Cleaned once, not once per relation.
+          await this.connection.run(`CREATE OR REPLACE TEMP TABLE micro_clean AS ${records.recordsSql(source)}`);
+          source = state.dedupe ? await state.dedupe.keep('micro_clean', replace) : 'SELECT * FROM micro_clean';
         }
         await this.connection.run('BEGIN TRANSACTION');
         try {

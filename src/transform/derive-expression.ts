@@ -49,18 +49,7 @@ export async function readDeriveExpression(
       if (names.length === 1 && !lowerColumns.has(name) && unstable(name)) return { problem: unstableProblem(name) };
     }
   }
-  return { sql: await parser.expressionSql(withoutQueryLocations(item) as AstNode) };
-}
-
-/**
- * The tree without its `query_location`s, which only point into the source text. A node DuckDB synthesizes (the
- * `to_days(...)` of `INTERVAL 1 DAY`) has 2^64 - 1 there, which JSON.parse cannot hold exactly, and
- * json_deserialize_sql refuses the rounded number; without the property it prints the tree fine.
- */
-function withoutQueryLocations(node: unknown): unknown {
-  if (Array.isArray(node)) return node.map(withoutQueryLocations);
-  if (node === null || typeof node !== 'object') return node;
-  return Object.fromEntries(Object.entries(node).filter(([key]) => key !== 'query_location').map(([key, value]) => [key, withoutQueryLocations(value)]));
+  return { sql: await parser.expressionSql(item as AstNode) };
 }
 
 /**

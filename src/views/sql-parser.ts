@@ -37,6 +37,10 @@ export class SqlParser {
 
   /** An expression tree printed back as SQL text. */
   async expressionSql(expression: AstNode): Promise<string> {
+    // Without its `query_location`s, which only point into the source text: a node DuckDB synthesizes (the cast
+    // of `TIMESTAMP '...'`, the `to_days(...)` of `INTERVAL 1 DAY`) carries 2^64 - 1 there, which JSON.parse
+    // cannot hold exactly, and json_deserialize_sql refuses the rounded number.
+    expression = withoutQueryLocations(expression) as AstNode;
     const statement = {
       error: false,
       statements: [
@@ -76,4 +80,10 @@ export class SqlParser {
     this.connection.closeSync();
     this.instance.closeSync();
   }
+}
+
+function withoutQueryLocations(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(withoutQueryLocations);
+  if (node === null || typeof node !== 'object') return node;
+  return Object.fromEntries(Object.entries(node).filter(([key]) => key !== 'query_location').map(([key, value]) => [key, withoutQueryLocations(value)]));
 }
