@@ -11,6 +11,7 @@
  */
 import { Agent, request } from 'node:http';
 import { parseArgs } from 'node:util';
+import { authHeaders } from './lib/auth.js';
 import { generateClickBodies } from './lib/clicks.js';
 import { busyCores, machineTicks, processCpuSeconds } from './lib/proc-cpu.js';
 
@@ -123,7 +124,7 @@ function post(body: Buffer, keepAll: boolean): Promise<Answer> {
         port,
         method: 'POST',
         path,
-        headers: { 'content-type': 'application/x-ndjson', 'content-length': body.length },
+        headers: { 'content-type': 'application/x-ndjson', 'content-length': body.length, ...authHeaders() },
       },
       (res) => {
         const chunks: Buffer[] = [];

@@ -20,6 +20,7 @@ const BENCHMARKS: readonly { readonly name: string; readonly load: () => Promise
   { name: 'sql', load: () => import('./sql.js') },
   { name: 'batch', load: () => import('./batch.js') },
   { name: 'views', load: () => import('./views.js') },
+  { name: 'pgwire', load: () => import('./pgwire.js') },
 ];
 
 const RUNNER_OPTIONS: Record<string, BenchOption> = {

@@ -20,6 +20,7 @@ import { readFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { type Benchmark, type BenchValues, formatInt, formatRatio, numberFlag, round, stringFlag } from './lib/benchmark.js';
+import { authHeaders } from './lib/auth.js';
 import { CLICKS_STREAM, generateClickBodies } from './lib/clicks.js';
 import { summarizeCpuProfile } from './lib/cpu-profile.js';
 import { processCpuSeconds } from './lib/proc-cpu.js';
@@ -44,7 +45,7 @@ const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 function http(url: string, method: 'GET' | 'POST', body?: Buffer | string, contentType = 'application/json'): Promise<HttpAnswer> {
   const target = new URL(url);
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string | number> = {};
+    const headers: Record<string, string | number> = { ...authHeaders() };
     const payload = body === undefined ? undefined : typeof body === 'string' ? Buffer.from(body) : body;
     if (payload !== undefined) {
       headers['content-type'] = contentType;

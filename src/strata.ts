@@ -1,5 +1,6 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { AlertEvaluator, compileAlerts } from './alerts/index.js';
 import { BatchLayer, batchTables } from './batch/index.js';
 import { SqliteCatalog, type Catalog } from './catalog/index.js';
 import type { ProjectConfig } from './config/index.js';
@@ -7,6 +8,7 @@ import { ConfigError } from './errors.js';
 import { Ingestor, type IngestStats } from './ingest/index.js';
 import { ChunkWriter, DeliveryThread, LocalObjectStore, recoverLake, type ObjectStore } from './lake/index.js';
 import { StrataMetrics } from './metrics/index.js';
+import { Security } from './security/index.js';
 import { SpeedLayer } from './speed/index.js';
 import { SqlEngine } from './sql/index.js';
 import { asSeq, EmbeddedStream, type Stream } from './stream/index.js';
@@ -40,6 +42,8 @@ export interface StrataOptions {
   readonly log?: (message: string) => void;
   /** Run delivery from the log into the lake (default true); tests of one layer may leave it off. */
   readonly deliver?: boolean;
+  /** The bootstrap admin token; default: the environment's STRATA_ADMIN_TOKEN (unset: none, see Security.bootstrapAdmin). */
+  readonly adminToken?: string;
 }
 
 /**
@@ -67,6 +71,10 @@ export class Strata {
     readonly batch: BatchLayer,
     /** Micro-batches of the views over the log past each current batch version's W. */
     readonly speed: SpeedLayer,
+    /** The config's alert rules, evaluated as the speed layer updates (`GET /v1/alerts`). */
+    readonly alerts: AlertEvaluator,
+    /** API tokens, policies, sessions, rate limits and the audit log: what every edge asks before it acts. */
+    readonly security: Security,
     /** Everything opened, in opening order; closed in reverse. */
     private readonly parts: readonly { close(): Promise<void> }[],
     private readonly lockPath: string,
@@ -84,6 +92,8 @@ export class Strata {
       const views = await compileViews(options.config);
       // Bad transform rules stop Strata here too, naming the stream and the rule (DuckDB checks derive).
       const transforms = await compileTransforms(options.config);
+      // An alert on a measure its view lacks, or whose condition names anything but group-by columns, stops here too.
+      const alertRules = await compileAlerts(options.config.alerts, views);
       const sources = new Map(
         [...options.config.streams.values()].map((stream) => [stream.name, recordSource(stream, transforms.get(stream.name) ?? null)]),
       );
@@ -96,6 +106,15 @@ export class Strata {
       await store.init();
       const removed = await recoverLake(store, catalog);
       if (removed.length > 0) options.log?.(`recovery: removed ${removed.length} lake file(s) the catalog does not list`);
+      const security = await Security.open({
+        store: catalog,
+        config: options.config,
+        adminToken: options.adminToken ?? process.env.STRATA_ADMIN_TOKEN,
+        // Under the lake, the one tree SQL may read: `strata_audit` is mirrored there (see src/security/audit.ts).
+        auditDir: join(dataDir, 'lake', '_audit'),
+        log: options.log,
+      });
+      opened.push(security);
       // `<view>__speed` and `<view>` come from the speed layer, opened later: the engine asks at query time.
       const speedRef: { layer?: SpeedLayer } = {};
       const batchDerived = batchTables(catalog, store, sources, views);
@@ -107,7 +126,7 @@ export class Strata {
         spillDir: join(dataDir, 'sql-spill'),
         timeoutMs: options.config.sql.timeoutSeconds * 1000,
         memoryLimit: options.config.sql.memoryLimit,
-        derivedTables: async () => [...cleanDerived, ...(await batchDerived()), ...(speedRef.layer?.derivedTables() ?? [])],
+        derivedTables: async () => [...cleanDerived, ...(await batchDerived()), ...(speedRef.layer?.derivedTables() ?? []), ...(await security.derivedTables())],
       });
       opened.push(sql);
       const deliveryRef: { thread?: DeliveryThread } = {};
@@ -141,8 +160,11 @@ export class Strata {
       });
       opened.push(speed);
       speedRef.layer = speed;
+      // Opened after the speed layer it reads, so closed before it.
+      const alerts = await AlertEvaluator.open({ rules: alertRules, speed, intervalMs: options.config.speed.intervalMs, log: options.log });
+      opened.push(alerts);
       const ingestor = new Ingestor(stream, options.config);
-      return new Strata(options.config, dataDir, stream, ingestor, catalog, store, writer, delivery, sql, views, batch, speed, opened, lockPath);
+      return new Strata(options.config, dataDir, stream, ingestor, catalog, store, writer, delivery, sql, views, batch, speed, alerts, security, opened, lockPath);
     } catch (error) {
       for (const part of opened.reverse()) await part.close();
       await rm(lockPath, { force: true });

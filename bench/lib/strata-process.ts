@@ -5,6 +5,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// Sets the run's admin token (STRATA_ADMIN_TOKEN, inherited by every server spawned here) and sends it with fetch.
+import './auth.js';
 import { onCleanup } from './cleanup.js';
 
 /** The repository root: bin/strata.js and dist/ live here. */
@@ -24,12 +26,18 @@ export interface StartStrataOptions {
   readonly tempRoot?: string;
   /** Run the server under `node --cpu-prof`, writing the profile here when it stops. */
   readonly cpuProfDir?: string;
+  /** Open the PostgreSQL protocol listener on a free port (default: off, `--pg-port 0`). */
+  readonly pg?: boolean;
+  /** Extra environment for the server (STRATA_ADMIN_TOKEN...). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** A Strata server running as a child process, on a port picked free, over a temp data dir. */
 export interface StrataProcess {
   /** `http://127.0.0.1:PORT` */
   readonly url: string;
+  /** The PostgreSQL protocol port, when `pg` was asked for. */
+  readonly pgPort: number | null;
   readonly pid: number;
   readonly tempDir: string;
   readonly dataDir: string;
@@ -130,7 +138,10 @@ export async function startStrata(options: StartStrataOptions): Promise<StrataPr
     }
     const args = [...nodeArgs, join(REPO_ROOT, 'bin', 'strata.js'), 'start'];
     args.push('--config', configPath, '--data', dataDir, '--port', String(port), '--host', '127.0.0.1');
-    const spawned = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    // The PostgreSQL listener binds 5433 unless told otherwise: a benchmark never takes a fixed port.
+    const pgPort = options.pg === true ? await freePort() : null;
+    args.push('--pg-port', String(pgPort ?? 0));
+    const spawned = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
     child = spawned;
     spawned.stdout.on('data', keep);
     spawned.stderr.on('data', keep);
@@ -155,6 +166,7 @@ export async function startStrata(options: StartStrataOptions): Promise<StrataPr
     }
     return {
       url,
+      pgPort,
       pid: spawned.pid!,
       tempDir,
       dataDir,

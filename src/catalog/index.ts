@@ -1,5 +1,9 @@
 /** The catalog layer's public surface: the {@link Catalog} interface and its SQLite backend. */
 export type {
+  AuditEntry,
+  AuditRow,
+  SecurityStore,
+  StoredToken,
   Catalog,
   ChunkInfo,
   ChunkSnapshot,
@@ -17,4 +21,4 @@ export type {
   TableKind,
 } from './types.js';
 export { diffSchemas } from './schema-evolution.js';
-export { CatalogInvariantError, SqliteCatalog } from './sqlite/sqlite-catalog.js';
+export { CatalogInvariantError, SqliteCatalog, TokenExistsError } from './sqlite/sqlite-catalog.js';

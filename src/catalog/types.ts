@@ -177,3 +177,54 @@ export interface Catalog {
   objectKeys(): Promise<Set<string>>;
   close(): Promise<void>;
 }
+
+/**
+ * An API token as the catalog keeps it: its name, policies and times, and the SHA-256 of the token, never the
+ * token itself (a token is shown once, at creation).
+ */
+export interface StoredToken {
+  readonly name: string;
+  /** Hex SHA-256 of the token's text. */
+  readonly hash: string;
+  readonly policies: readonly string[];
+  readonly createdAt: string;
+  readonly lastUsedAt: string | null;
+}
+
+/**
+ * One audit log entry: who did or was refused what, when. Never a token or a record's content: `route` is the
+ * route's pattern (`POST /v1/tokens`), not the URL with its query string.
+ */
+export interface AuditEntry {
+  readonly time: string;
+  /** The token's name; null when the call carried no valid token. */
+  readonly token: string | null;
+  readonly action: string;
+  readonly resource: string;
+  /** `denied` (403), `unauthenticated` (401), or what an admin action did: `created`, `revoked`, `succeeded`, `failed`. */
+  readonly outcome: string;
+  readonly route: string | null;
+  /** The client's address. */
+  readonly client: string | null;
+}
+
+export interface AuditRow extends AuditEntry {
+  readonly id: number;
+}
+
+/**
+ * Where src/security keeps API tokens and the audit log: beside the catalog's tables in the same database, so
+ * that one backend holds all of Strata's metadata. Every method is atomic; writes are durable when they resolve.
+ */
+export interface SecurityStore {
+  tokens(): Promise<StoredToken[]>;
+  /** Adds a token; throws {@link TokenExistsError} when the name is taken. */
+  addToken(token: StoredToken): Promise<void>;
+  /** Deletes a token by name; answers whether there was one. */
+  removeToken(name: string): Promise<boolean>;
+  /** Records last-used times (ISO-8601), by token name; names no longer present are skipped. */
+  touchTokens(lastUsed: ReadonlyMap<string, string>): Promise<void>;
+  appendAudit(entries: readonly AuditEntry[]): Promise<void>;
+  /** Audit rows with an id above `afterId`, oldest first, at most `limit`. */
+  auditRows(afterId: number, limit: number): Promise<AuditRow[]>;
+}

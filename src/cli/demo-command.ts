@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { loadConfig } from '../config/index.js';
 import { DEMO_CONFIG_PATH, startClickstream } from '../demo/index.js';
 import { parsePort, parsePositiveInt } from './arguments.js';
-import { serve } from './serve.js';
+import { DEFAULT_PG_PORT, serve } from './serve.js';
 
 export function demoCommand(): Command {
   return new Command('demo')
@@ -10,9 +10,10 @@ export function demoCommand(): Command {
     .option('-r, --rate <n>', 'demo events per second', parsePositiveInt, 500)
     .option('-d, --data <dir>', 'data directory', './data')
     .option('-p, --port <n>', 'HTTP port (0 picks a free one)', parsePort, 7070)
-    .option('--host <address>', 'address to listen on', '127.0.0.1')
-    .addHelpText('after', '\nExample:\n  strata demo --rate 2000 --port 7171')
-    .action(async (options: { rate: number; data: string; port: number; host: string }) => {
+    .option('--pg-port <n>', 'PostgreSQL protocol port (0 turns it off)', parsePort, DEFAULT_PG_PORT)
+    .option('--host <address>', 'address to listen on (HTTP and PostgreSQL)', '127.0.0.1')
+    .addHelpText('after', '\nExample:\n  strata demo --rate 2000 --port 7171 --pg-port 5433')
+    .action(async (options: { rate: number; data: string; port: number; pgPort: number; host: string }) => {
       const config = await loadConfig(DEMO_CONFIG_PATH);
       let stopTraffic = () => {};
       const { strata, address } = await serve(config, options, () => stopTraffic());

@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { InvalidArgumentError, Command } from 'commander';
 import { Presets, SingleBar } from 'cli-progress';
 import { StrataProducer, type PutError } from '../client/index.js';
+import { authHeaders } from './server-client.js';
 import { parsePositiveInt } from './arguments.js';
 
 /** Malformed-line messages printed as they are found; past this many only their count is shown. */
@@ -67,6 +68,7 @@ async function runIngest(stream: string, file: string, options: IngestOptions): 
   const producer = new StrataProducer({
     url: options.url,
     stream,
+    headers: authHeaders(),
     maxBatchRecords: options.batch,
     maxBufferedRecords: bufferLimit,
     ...(options.linger !== undefined ? { lingerMs: options.linger } : {}),

@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { loadConfig } from '../config/index.js';
 import { parsePort } from './arguments.js';
-import { serve } from './serve.js';
+import { readTls } from './access.js';
+import { DEFAULT_PG_PORT, serve } from './serve.js';
 
 /** The config file used when `--config` is not given: the first of these in the working directory. */
 export const DEFAULT_CONFIG_FILES = ['strata.config.ts', 'strata.config.json'];
@@ -17,13 +18,24 @@ export function findConfigFile(given: string | undefined): string {
 
 export function startCommand(): Command {
   return new Command('start')
-    .description('start Strata: the stream log and the HTTP API')
+    .description('start Strata: the stream log, the HTTP API and the PostgreSQL protocol endpoint')
     .option('-c, --config <file>', 'project config (strata.config.ts or .json); default: the one in this folder')
     .option('-d, --data <dir>', 'data directory', './data')
     .option('-p, --port <n>', 'HTTP port (0 picks a free one)', parsePort, 7070)
-    .option('--host <address>', 'address to listen on', '127.0.0.1')
-    .addHelpText('after', '\nExample:\n  strata start --config examples/clickstream/strata.config.json --data ./data --port 7070')
-    .action(async (options: { config?: string; data: string; port: number; host: string }) => {
-      await serve(await loadConfig(findConfigFile(options.config)), options);
+    .option('--pg-port <n>', 'PostgreSQL protocol port (0 turns it off)', parsePort, DEFAULT_PG_PORT)
+    .option('--host <address>', 'address to listen on (HTTP and PostgreSQL)', '127.0.0.1')
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (with --tls-key; or `tls` in the config)')
+    .option('--tls-key <file>', "the certificate's PEM private key")
+    .addHelpText(
+      'after',
+      '\nExample:\n  strata start --config examples/clickstream/strata.config.json --data ./data --port 7070 --pg-port 5433\n' +
+        '  psql "host=127.0.0.1 port=5433 user=admin" -c "SELECT count(*) FROM clicks"\n' +
+        '  strata start --tls-cert cert.pem --tls-key key.pem   # HTTPS (HTTP/2 and HTTP/1.1)\n' +
+        '  STRATA_ADMIN_TOKEN=$(openssl rand -base64 32) strata start   # the admin token from the environment',
+    )
+    .action(async (options: { config?: string; data: string; port: number; pgPort: number; host: string; tlsCert?: string; tlsKey?: string }) => {
+      const configPath = findConfigFile(options.config);
+      const config = await loadConfig(configPath);
+      await serve(config, { ...options, tls: await readTls(options, config.tls, configPath) });
     });
 }

@@ -5,6 +5,9 @@ import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { configSchema, DURATION_PATTERN, fieldsSchema, NOT_YET_SUPPORTED, type ColumnType, type ConfigInput } from './schema.js';
 import { isEmptyTransform, resolveTransform, type TransformRules } from './transform-rules.js';
+import { resolveAlerts, type AlertConfig } from './alert-rules.js';
+import { findInlineSecrets } from './inline-secrets.js';
+import type { PolicyAction, PolicyConfig, SecurityConfig, TlsConfig } from './policies-schema.js';
 
 export {
   STANDARDIZE_OPS,
@@ -17,6 +20,16 @@ export {
   type TransformRules,
 } from './transform-rules.js';
 export { COLUMN_TYPES, NAME_PATTERN, PANEL_CHARTS, type ColumnType, type ConfigInput } from './schema.js';
+export { ALERT_LAYERS, type AlertConfig, type AlertInput, type AlertLayer, type AlertNotify } from './alert-rules.js';
+export {
+  ADMIN_POLICY,
+  POLICY_ACTIONS,
+  POLICY_RESOURCE_KINDS,
+  type PolicyAction,
+  type PolicyConfig,
+  type SecurityConfig,
+  type TlsConfig,
+} from './policies-schema.js';
 
 /** One declared column of a stream. */
 export interface FieldSpec {
@@ -66,6 +79,13 @@ export interface ProjectConfig {
   readonly sql: z.output<typeof configSchema>['sql'];
   readonly speed: z.output<typeof configSchema>['speed'];
   readonly dashboards: ReadonlyMap<string, DashboardConfig>;
+  /** Alert rules, by name; their measure and `where` are checked against the compiled views when Strata opens. */
+  readonly alerts: ReadonlyMap<string, AlertConfig>;
+  /** Least-privilege policies for API tokens, by name (the built-in `admin` policy is not among them). */
+  readonly policies: ReadonlyMap<string, PolicyConfig>;
+  readonly security: SecurityConfig;
+  /** Certificate and key files for HTTPS, as written (relative to the config file), or null for plain HTTP. */
+  readonly tls: TlsConfig | null;
 }
 
 /** Types a `strata.config.ts`: `export default defineConfig({ streams: { ... } })`. */
@@ -150,6 +170,14 @@ export function parseFieldSpecs(raw: unknown, source = 'schema'): FieldSpec[] {
 /** Validates a config object; every error names the stream, field and what is wrong. */
 export function parseConfig(raw: unknown, source = 'config'): ProjectConfig {
   const problems: string[] = [];
+  // First, and whatever else is wrong: a credential in the config must be moved out before anything else.
+  const secrets = findInlineSecrets(raw);
+  if (secrets.length > 0) {
+    throw new ConfigError(
+      `${source}: ${secrets.join('; ')}. Credentials do not belong in the config: pass them in the environment ` +
+        '(e.g. STRATA_ADMIN_TOKEN) or keep them in a file and name its path',
+    );
+  }
   if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
     for (const key of NOT_YET_SUPPORTED) {
       if (key in raw) problems.push(`${key}: not supported by this version of Strata yet`);
@@ -213,6 +241,14 @@ export function parseConfig(raw: unknown, source = 'config'): ProjectConfig {
     });
     dashboards.set(name, { name, panels: dashboard.panels });
   }
+  const alerts = resolveAlerts(parsed.data.alerts, new Set(views.keys()));
+  problems.push(...alerts.problems);
+  const policies = new Map<string, PolicyConfig>(
+    Object.entries(parsed.data.policies).map(([name, policy]) => [
+      name,
+      { name, allow: policy.allow.map((rule) => ({ actions: rule.actions as PolicyAction[], resources: rule.resources })) },
+    ]),
+  );
   if (problems.length > 0) throw new ConfigError(`${source}: ${problems.join('; ')}`);
   if (streams.size === 0) throw new ConfigError(`${source}: streams: declare at least one stream`);
   return {
@@ -225,5 +261,9 @@ export function parseConfig(raw: unknown, source = 'config'): ProjectConfig {
     batch: parsed.data.batch,
     speed: parsed.data.speed,
     dashboards,
+    alerts: alerts.alerts,
+    policies,
+    security: parsed.data.security,
+    tls: parsed.data.tls ?? null,
   };
 }

@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { alertSchema } from './alerts-schema.js';
 import { transformSchema } from './transform-schema.js';
+import { policiesSchema, securitySchema, tlsSchema } from './policies-schema.js';
 
 /** Column types a stream schema may declare; a trailing `?` marks the column nullable. */
 export const COLUMN_TYPES = ['string', 'int', 'bigint', 'double', 'boolean', 'timestamp', 'date', 'json'] as const;
@@ -120,7 +122,7 @@ const dashboardSchema = z.strictObject({
 });
 
 /** Top-level keys that later parts of Strata will read; refused until they exist, so nothing passes silently. */
-export const NOT_YET_SUPPORTED = ['alerts', 'policies'] as const;
+export const NOT_YET_SUPPORTED: readonly string[] = [];
 
 export const configSchema = z.strictObject({
   streams: z.record(name('a stream name'), streamSchema),
@@ -132,6 +134,12 @@ export const configSchema = z.strictObject({
   batch: batchSchema.default(batchSchema.parse({})),
   speed: speedSchema.default(speedSchema.parse({})),
   dashboards: z.record(name('a dashboard name'), dashboardSchema).default({}),
+  // Alert rules over views: see alerts-schema.ts (checked against the compiled views in src/alerts).
+  alerts: z.record(name('an alert name'), alertSchema).default({}),
+  // Who may do what (policies), abuse limits (security) and certificate files (tls): see policies-schema.ts.
+  policies: policiesSchema.default({}),
+  security: securitySchema.default(securitySchema.parse({})),
+  tls: tlsSchema.optional(),
 });
 
 /** The config as a user writes it (defaults may be left out). */

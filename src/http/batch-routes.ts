@@ -1,7 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { BatchRunningError, type BatchRunStatus } from '../batch/index.js';
+import { NAME_PATTERN } from '../config/index.js';
 import { MalformedInputError, NotFoundError } from '../errors.js';
 import type { Strata } from '../strata.js';
+import { authorize } from './auth.js';
+import type { Grant } from './route-access.js';
 
 /**
  * Batch runs over HTTP:
@@ -21,9 +24,16 @@ export function registerBatchRoutes(app: FastifyInstance, strata: Strata): void 
     if (body.views !== undefined && (!Array.isArray(body.views) || !body.views.every((v) => typeof v === 'string'))) {
       throw new MalformedInputError('"views" must be an array of view names');
     }
+    const badName = (body.views as string[] | undefined)?.find((view) => !NAME_PATTERN.test(view));
+    if (badName !== undefined) throw new MalformedInputError(`invalid view name ${JSON.stringify(badName.slice(0, 100))}`);
     if (body.fromScratch !== undefined && typeof body.fromScratch !== 'boolean') {
       throw new MalformedInputError('"fromScratch" must be true or false');
     }
+    // `batch` on each view asked for, or on every view when none is named; logged in the audit log once answered.
+    const views = (body.views as string[] | undefined) ?? [...strata.views.keys()];
+    const grants = views.map((view): Grant => ['batch', `view:${view}`]);
+    authorize(strata.security, request, grants);
+    request.auditGrants = grants;
     try {
       const run = strata.batch.start({ views: body.views as string[] | undefined, fromScratch: body.fromScratch === true });
       return reply.code(202).send({ id: run.id });
@@ -38,6 +48,8 @@ export function registerBatchRoutes(app: FastifyInstance, strata: Strata): void 
   app.get<{ Params: { id: string } }>('/v1/batch/runs/:id', async (request) => {
     const run = strata.batch.status(request.params.id);
     if (!run) throw new NotFoundError(`unknown batch run "${request.params.id}"`);
+    // A run's status is for those who may run its views.
+    authorize(strata.security, request, run.views.map((view): Grant => ['batch', `view:${view}`]));
     return renderRun(run);
   });
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ChunkInfo, TableDetail } from '../catalog/index.js';
 import { NotFoundError } from '../errors.js';
 import type { Strata } from '../strata.js';
+import { principalOf } from './auth.js';
 
 /**
  * The catalog over HTTP (the Glue Data Catalog's read side):
@@ -15,7 +16,12 @@ import type { Strata } from '../strata.js';
  *   API (a seq may outgrow 2^53); null for imported files.
  */
 export function registerCatalogRoutes(app: FastifyInstance, strata: Strata): void {
-  app.get('/v1/catalog/tables', async () => ({ tables: await strata.catalog.tables() }));
+  // The tables the token may read (`read table:T`); the rest are left out.
+  app.get('/v1/catalog/tables', async (request) => {
+    const principal = principalOf(request);
+    const tables = await strata.catalog.tables();
+    return { tables: tables.filter((table) => strata.security.allows(principal, 'read', `table:${table.name}`)) };
+  });
 
   app.get<{ Params: { table: string } }>('/v1/catalog/tables/:table', async (request) => {
     const table = await strata.catalog.table(request.params.table);

@@ -1,9 +1,10 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { DashboardConfig } from '../config/index.js';
 import { ConfigError, MalformedInputError, NotFoundError, OverloadedError, StrataError } from '../errors.js';
 import { parseViewRequest, serveView, VIEW_LAYERS, type ViewLayer, type ViewRequest } from '../serving/index.js';
 import type { Strata } from '../strata.js';
 import type { ViewDefinition } from '../views/index.js';
+import { principalOf } from './auth.js';
 
 /** Live view streams open at once, across clients; one more answers 503 rather than loading the speed layer without bound. */
 export const MAX_EVENT_STREAMS = 32;
@@ -66,12 +67,26 @@ export function registerConsoleApiRoutes(app: FastifyInstance, strata: Strata): 
   void app.register(async (scope) => {
     checkDashboards(strata.config.dashboards, strata.views);
 
-    scope.get('/v1/dashboards', async () => ({
-      dashboards: [...strata.config.dashboards.values()].map((dashboard) => ({ name: dashboard.name, panels: dashboard.panels })),
-    }));
+    // Lists answer what the token may read: the panels over views it may read (`read view:V`), and dashboards
+    // left with any panel; the views it may read.
+    const readable = (request: FastifyRequest) => {
+      const principal = principalOf(request);
+      return (view: string) => strata.security.allows(principal, 'read', `view:${view}`);
+    };
+    scope.get('/v1/dashboards', async (request) => {
+      const may = readable(request);
+      return {
+        dashboards: [...strata.config.dashboards.values()]
+          .map((dashboard) => ({ name: dashboard.name, panels: dashboard.panels.filter((panel) => may(panel.view)) }))
+          .filter((dashboard) => dashboard.panels.length > 0),
+      };
+    });
 
     const describe = viewDescriber(strata);
-    scope.get('/v1/views', async () => ({ views: await Promise.all([...strata.views.values()].map(describe)) }));
+    scope.get('/v1/views', async (request) => {
+      const may = readable(request);
+      return { views: await Promise.all([...strata.views.values()].filter((view) => may(view.name)).map(describe)) };
+    });
 
     scope.get<{ Params: { view: string } }>('/v1/views/:view/versions', async (request) => {
       const view = lookUpView(strata, request.params.view);
@@ -111,7 +126,8 @@ export function registerConsoleApiRoutes(app: FastifyInstance, strata: Strata): 
       raw.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-cache',
-        connection: 'keep-alive',
+        // HTTP/2 (under TLS) refuses connection headers: its streams stay open by themselves.
+        ...(request.raw.httpVersionMajor >= 2 ? {} : { connection: 'keep-alive' }),
       });
       // A client that lost the stream reconnects after this long (EventSource does it by itself).
       raw.write('retry: 2000\n\n');

@@ -3,13 +3,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
+import type { Principal } from '../security/index.js';
 import type { Strata } from '../strata.js';
 
 /**
  * Paths the console's client-side router answers. Each serves the console's page, so that a reload or a shared
  * link to `/views/page_minute` works; everything else keeps the API's JSON 404.
  */
-export const CONSOLE_ROUTES = ['/', '/views', '/views/:view', '/dashboards', '/dashboards/:name', '/sql', '/catalog', '/catalog/:table'];
+export const CONSOLE_ROUTES = ['/', '/views', '/views/:view', '/dashboards', '/dashboards/:name', '/sql', '/catalog', '/catalog/:table', '/alerts'];
 
 /** Where `index.html` of the console is replaced by the no-script summary of what runs. */
 const SUMMARY_MARK = '<!--strata:summary-->';
@@ -42,11 +43,11 @@ export function registerConsoleRoutes(app: FastifyInstance, strata: Strata, dir:
     });
   }
   for (const route of CONSOLE_ROUTES) {
-    app.get(route, async (_request, reply) =>
+    app.get(route, async (request, reply) =>
       reply
         .type('text/html; charset=utf-8')
         .header('cache-control', 'no-cache')
-        .send(page.replace(SUMMARY_MARK, () => streamSummary(strata))),
+        .send(page.replace(SUMMARY_MARK, () => streamSummary(strata, request.principal))),
     );
   }
 }
@@ -54,9 +55,18 @@ export function registerConsoleRoutes(app: FastifyInstance, strata: Strata, dir:
 const escape = (text: string) =>
   text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
-/** The streams with their live figures, as HTML: what the console shows first, for a client that runs no script. */
-function streamSummary(strata: Strata): string {
+/**
+ * The streams with their live figures, as HTML: what the console shows first, for a client that runs no script.
+ * The page is open, so the figures are for a request that carries a token (or the session cookie), and only of
+ * the streams it may read; others get a note on how to log in.
+ */
+function streamSummary(strata: Strata, principal: Principal | null | undefined): string {
+  // Undefined too: a server built without the authentication hook (a test of these routes alone) shows no data.
+  if (!principal) {
+    return '<p>Log in to see the streams: open the URL <code>strata start</code> printed (it ends in <code>?token=...</code>), or send <code>Authorization: Bearer &lt;token&gt;</code>.</p>';
+  }
   const rows = [...strata.config.streams.values()]
+    .filter((stream) => strata.security.allows(principal, 'read', `stream:${stream.name}`))
     .map((stream) => {
       const shards = strata.stream.shards(stream.name);
       const records = shards.reduce((sum, shard) => sum + shard.lastSeq, 0);

@@ -24,7 +24,7 @@ const importRequest = z.strictObject({
  *   kept jobs, newest first.
  *
  * The server reads the files from its own disk, so they must be readable by the Strata process: Strata runs
- * on the user's machine. (Reading arbitrary server paths is an admin's action once API tokens exist.)
+ * on the user's machine; reading server paths is why importing needs `admin` on the table (route-access.ts).
  */
 export function registerImportRoutes(app: FastifyInstance, strata: Strata): void {
   const jobs = new ImportJobs(strata);

@@ -2,6 +2,10 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { parseRecords, type BodyFormat, type IngestResult } from '../ingest/index.js';
 import type { Strata } from '../strata.js';
 import { sendError } from './errors.js';
+import { installAuth, principalOf } from './auth.js';
+import { registerSessionRoutes } from './session-routes.js';
+import { registerTokenRoutes } from './token-routes.js';
+import { registerAlertRoutes } from './alert-routes.js';
 import { registerBatchRoutes } from './batch-routes.js';
 import { registerCatalogRoutes } from './catalog-routes.js';
 import { registerImportRoutes } from './import-routes.js';
@@ -14,7 +18,15 @@ import { registerViewRoutes } from './view-routes.js';
 export interface HttpServerOptions {
   /** Log server errors with pino (fastify's logger) at `warn` and above; off by default so tests stay quiet. */
   readonly logger?: boolean;
+  /**
+   * Serve HTTPS with this certificate and key (PEM): HTTP/2, with HTTP/1.1 for clients that do not offer it
+   * (ALPN). Without it, plain HTTP/1.1.
+   */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
 }
+
+/** Largest request head (request line, URL and headers) accepted; beyond it Node answers 431. */
+const MAX_HEADER_BYTES = 16 * 1024;
 
 const FORMAT_BY_CONTENT_TYPE: Record<string, BodyFormat> = {
   'application/json': 'json',
@@ -24,14 +36,26 @@ const FORMAT_BY_CONTENT_TYPE: Record<string, BodyFormat> = {
 /** Builds the HTTP API over a running {@link Strata}. The caller listens and closes. */
 export function createHttpServer(strata: Strata, options: HttpServerOptions = {}): FastifyInstance {
   const limits = strata.config.ingest;
-  const app = Fastify({
+  const common = {
     // Requests log at `info`: below the level, so the hot path never formats a log line.
     logger: options.logger ? { level: 'warn' } : false,
     bodyLimit: limits.maxBodyBytes,
     // On close, end every connection at once: a client's spare keep-alive socket that never sent a request
     // would otherwise hold the close open until its header timeout. An unanswered request was never acked.
     forceCloseConnections: true,
-  });
+    // Route parameters are names (at most 63 characters) and ids; a longer one matches no route (404).
+    routerOptions: { maxParamLength: 128 },
+  };
+  const app = (
+    options.tls
+      ? Fastify({
+          ...common,
+          http2: true,
+          // HTTP/1.1 clients over TLS keep Node's default head limit, which is MAX_HEADER_BYTES (16 KiB) too.
+          https: { allowHTTP1: true, cert: options.tls.cert, key: options.tls.key, settings: { maxHeaderListSize: MAX_HEADER_BYTES } },
+        })
+      : Fastify({ ...common, http: { maxHeaderSize: MAX_HEADER_BYTES } })
+  ) as unknown as FastifyInstance;
 
   // Bodies arrive as bytes and are parsed by the ingest layer, which names the line of a syntax error.
   app.removeAllContentTypeParsers();
@@ -45,11 +69,19 @@ export function createHttpServer(strata: Strata, options: HttpServerOptions = {}
 
   // Before any route is registered: it hooks the query routes as they are added.
   measureQueryRoutes(app, strata.metrics);
+  // Every route, whoever adds it, is behind this: see auth.ts and route-access.ts.
+  installAuth(app, strata.security);
+  registerSessionRoutes(app, strata, { secure: options.tls !== undefined });
+  registerTokenRoutes(app, strata);
 
   app.get('/health', async () => ({ status: 'ok' }));
 
-  app.get('/v1/streams', async () => ({
-    streams: (await strata.streamStatus()).map((stream) => ({
+  // The streams and views the token may read (`read stream:S`, `read view:V`); the rest are left out.
+  app.get('/v1/streams', async (request) => {
+    const principal = principalOf(request);
+    const may = (resource: string) => strata.security.allows(principal, 'read', resource);
+    return {
+    streams: (await strata.streamStatus()).filter((stream) => may(`stream:${stream.name}`)).map((stream) => ({
       name: stream.name,
       shards: stream.shards.map((shard) => ({
         shard: String(shard.shard),
@@ -66,12 +98,13 @@ export function createHttpServer(strata: Strata, options: HttpServerOptions = {}
       lake: stream.lake,
     })),
     // Per view, where its batch version and its speed layer stand (seqs as decimal strings).
-    views: strata.speed.status().map((view) => ({
+    views: strata.speed.status().filter((view) => may(`view:${view.view}`)).map((view) => ({
       ...view,
       watermark: Object.fromEntries(Object.entries(view.watermark).map(([shard, seq]) => [shard, String(seq)])),
       speedSeq: Object.fromEntries(Object.entries(view.speedSeq).map(([shard, seq]) => [shard, String(seq)])),
     })),
-  }));
+    };
+  });
 
   app.post<{ Params: { stream: string } }>(
     '/v1/streams/:stream/records',
@@ -101,6 +134,7 @@ export function createHttpServer(strata: Strata, options: HttpServerOptions = {}
   registerCatalogRoutes(app, strata);
   registerBatchRoutes(app, strata);
   registerViewRoutes(app, strata);
+  registerAlertRoutes(app, strata);
   registerConsoleApiRoutes(app, strata);
   registerConsoleRoutes(app, strata);
   registerMetricsRoutes(app, strata);

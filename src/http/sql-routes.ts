@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { MalformedInputError, QueryError, StrataError } from '../errors.js';
 import type { SqlColumn, SqlRow, SqlStream, SqlValue } from '../sql/index.js';
 import type { Strata } from '../strata.js';
+import { accessContext, principalOf } from './auth.js';
 import { UnsupportedMediaTypeError } from './errors.js';
 
 /** The answer formats of `POST /v1/sql`, chosen by the Accept header. */
@@ -59,7 +60,9 @@ export function registerSqlRoutes(app: FastifyInstance, strata: Strata): void {
         // A StrataError: the answer goes nowhere, and a client leaving is nothing to log.
         if (!reply.raw.writableFinished) controller.abort(new QueryError('the query was cancelled: the client closed the connection'));
       });
-      const stream = await strata.sql.query(sql, { signal: controller.signal });
+      // `query` on every table and view the query reads, judged on DuckDB's own parse before it runs.
+      const authorize = strata.security.queryAuthorizer(principalOf(request), accessContext(request));
+      const stream = await strata.sql.query(sql, { signal: controller.signal, ...(authorize ? { authorize } : {}) });
       const batches = stream.batches[Symbol.asyncIterator]();
       let first: IteratorResult<SqlRow[]>;
       try {

@@ -12,5 +12,6 @@ export {
   type SqlStream,
   type DerivedTable,
 } from './sql-engine.js';
+export { queryReads, type QueryReads } from './query-reads.js';
 export { isoTimestamp, toJsonValue, typeName, type SqlRow, type SqlValue } from './json-values.js';
 export { PARTITION_COLUMN, viewColumns, viewQuery, type ViewColumn } from './lake-views.js';

@@ -13,6 +13,7 @@ import { quoteIdent, sqlString } from '../util/duckdb.js';
 import { toJsonValue, typeName, type SqlRow } from './json-values.js';
 import { FileSchemas } from './file-schemas.js';
 import { viewQuery } from './lake-views.js';
+import { queryReads, type QueryReads } from './query-reads.js';
 
 export interface SqlEngineOptions {
   readonly catalog: Catalog;
@@ -66,6 +67,11 @@ export interface SqlStream {
 export interface QueryOptions {
   /** Cancels the query when aborted (the client went away): DuckDB is interrupted, the call throws the reason. */
   readonly signal?: AbortSignal;
+  /**
+   * Told what the query reads (from DuckDB's parse of it) before it is prepared; throws to refuse it. Without
+   * it, the query may read every table (the caller is trusted: an admin token, or Strata itself).
+   */
+  readonly authorize?: (reads: QueryReads) => void;
 }
 
 export interface QueryAllOptions extends QueryOptions {
@@ -94,6 +100,8 @@ export class SqlEngine {
   private closed = false;
   private warmUp: Promise<void> = Promise.resolve();
   private derivedTables: () => Promise<readonly DerivedTable[]> = async () => [];
+  /** Strata's table names as of the last refresh, by lower-case name (DuckDB resolves names without case). */
+  private known = new Map<string, string>();
 
   private constructor(
     private readonly instance: DuckDBInstance,
@@ -153,7 +161,13 @@ export class SqlEngine {
       // A refresh failure is ours, not the query's: it passes unclassified (a 500 at the HTTP edge).
       await this.refreshViews();
       const connection = await run.connect(this.instance);
-      const prepared = await run.step(() => prepareReadOnly(connection, sql));
+      const authorize = options.authorize;
+      const check =
+        authorize === undefined
+          ? undefined
+          : async (statements: readonly { readonly [key: string]: unknown }[]) =>
+              authorize(await queryReads(statements, this.known, (name) => existsInEngine(connection, name)));
+      const prepared = await run.step(() => prepareReadOnly(connection, sql, check));
       const result = await run.step(() => prepared.stream());
       const names = result.deduplicatedColumnNames();
       const types = result.columnTypes();
@@ -208,6 +222,7 @@ export class SqlEngine {
       const tables = await this.catalog.tables();
       const stale = tables.filter((table) => this.built.get(table.name) !== tableState(table));
       const derived = await this.derivedTables();
+      this.known = new Map([...tables, ...derived].map((table) => [table.name.toLowerCase(), table.name]));
       const staleDerived = derived.filter((table) => this.built.get(table.name) !== `derived/${table.state}`);
       const gone = [...this.built.keys()].filter(
         (name) => !tables.some((table) => table.name === name) && !derived.some((table) => table.name === name),
@@ -290,7 +305,11 @@ function tableState(table: TableInfo): string {
  * whatever their spelling or comments); and the bound statement's type (a PRAGMA that binds to a SELECT).
  * Reading files outside the lake fails at binding with DuckDB's Permission Error, refused as well.
  */
-async function prepareReadOnly(connection: DuckDBConnection, sql: string): Promise<DuckDBPreparedStatement> {
+async function prepareReadOnly(
+  connection: DuckDBConnection,
+  sql: string,
+  authorize?: (statements: readonly { readonly [key: string]: unknown }[]) => Promise<void>,
+): Promise<DuckDBPreparedStatement> {
   // DuckDB answers text without a statement (blank, only comments or semicolons) with an opaque native error.
   const extracted = await connection.extractStatements(sql).catch((error: unknown) => {
     const message = duckdbMessage(error);
@@ -301,11 +320,18 @@ async function prepareReadOnly(connection: DuckDBConnection, sql: string): Promi
     throw new QueryRefusedError(`one statement per query, got ${extracted.count}; send each query on its own`);
   }
   const check = await connection.runAndReadAll('SELECT json_serialize_sql($1::VARCHAR)', [sql]);
-  const parsed = JSON.parse(String(check.getRows()[0]![0])) as { error: boolean; error_type?: string; error_message?: string };
+  const parsed = JSON.parse(String(check.getRows()[0]![0])) as {
+    error: boolean;
+    error_type?: string;
+    error_message?: string;
+    statements?: { node: { readonly [key: string]: unknown } }[];
+  };
   if (parsed.error) {
     if (parsed.error_type === 'not implemented') throw refusal(sql);
     throw new QueryError(parsed.error_message ?? 'the SQL could not be parsed');
   }
+  // Authorized on the very parse it will run from, before binding: a refused query never touches a table.
+  if (authorize) await authorize((parsed.statements ?? []).map((statement) => statement.node));
   const prepared = await extracted.prepare(0).catch((error: unknown) => {
     throw classify(error);
   });
@@ -314,6 +340,16 @@ async function prepareReadOnly(connection: DuckDBConnection, sql: string): Promi
     throw refusal(sql);
   }
   return prepared;
+}
+
+/** Whether DuckDB holds a table or view of this name in any schema (its system views among them). */
+async function existsInEngine(connection: DuckDBConnection, name: string): Promise<boolean> {
+  const reader = await connection.runAndReadAll(
+    `SELECT 1 FROM duckdb_views() WHERE lower(view_name) = lower($1)
+     UNION ALL SELECT 1 FROM duckdb_tables() WHERE lower(table_name) = lower($1) LIMIT 1`,
+    [name],
+  );
+  return reader.getRows().length > 0;
 }
 
 function refusal(sql: string): QueryRefusedError {

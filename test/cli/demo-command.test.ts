@@ -9,7 +9,7 @@ describe('strata demo (what npm start runs)', () => {
 
   it('serves the example project and its traffic fills the clicks stream', async () => {
     dir = await tempDir();
-    const child = spawn(process.execPath, ['bin/strata.js', 'demo', '--port', '0', '--data', dir, '--rate', '2000'], {
+    const child = spawn(process.execPath, ['bin/strata.js', 'demo', '--port', '0', '--pg-port', '0', '--data', dir, '--rate', '2000'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     try {

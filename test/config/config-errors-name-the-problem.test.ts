@@ -29,7 +29,6 @@ describe('config validation', () => {
     [{ streams: { 'bad name': clicksConfig().streams!.clicks } }, /streams\.bad name: a stream name must start/],
     [stream({ schema: { 'a-b': 'string' } }), /streams\.clicks\.schema\.a-b: a field name must start/],
     [{ streams: {} }, /declare at least one stream/],
-    [{ ...clicksConfig(), alerts: {} }, /alerts: not supported by this version/],
     [{ ...clicksConfig(), dashboards: { d: { panels: [{ view: 'nope', chart: 'line', x: 'a', y: 'b' }] } } }, /dashboards\.d\.panels\.0\.view: "nope" is not a view of the config/],
     [{ ...clicksConfig(), views: { v: 'SELECT count(*) AS n FROM clicks' }, dashboards: { d: { panels: [{ view: 'v', chart: 'pie', y: 'n' }] } } }, /dashboards\.d\.panels\.0\.chart/],
     [{ ...clicksConfig(), views: { v: 'SELECT count(*) AS n FROM clicks' }, dashboards: { d: { panels: [{ view: 'v', chart: 'line', y: 'n' }] } } }, /dashboards\.d\.panels\.0\.x: a line chart needs x/],

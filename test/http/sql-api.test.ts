@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clickRows, writeParquet } from '../fixtures/lake.js';
+import { ADMIN_AUTH } from '../fixtures/auth.js';
 import {
   clicksConfig,
   postRecords,
@@ -140,7 +141,7 @@ describe('POST /v1/sql', () => {
   it('cancels the query when the client goes away', async () => {
     // node:http rather than fetch: aborting a fetch makes undici open a spare connection that holds the server's
     // close until undici drops it.
-    const request = http.request(`${server.url}/v1/sql`, { method: 'POST', headers: { 'content-type': 'text/plain' } });
+    const request = http.request(`${server.url}/v1/sql`, { method: 'POST', headers: { 'content-type': 'text/plain', ...ADMIN_AUTH } });
     const gone = new Promise<void>((resolve) => request.on('error', () => resolve()));
     request.end('SELECT count(*) FROM range(10000000000) t(x) WHERE hash(x) = 0');
     for (let i = 0; i < 200 && server.strata.sql.activeQueries === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));

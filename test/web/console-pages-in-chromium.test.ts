@@ -4,6 +4,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../src/config/index.js';
 import { consoleDir } from '../../src/http/console-routes.js';
+import { fetchWithoutToken, TEST_ADMIN_TOKEN } from '../fixtures/auth.js';
 import { postRecords, removeDir, startInProcess, tempDir, waitForDelivery, type RunningStrata } from '../fixtures/strata.js';
 
 /** Debian's Chromium, which `.ci/run` installs; Playwright's own browser downloads are not reachable here. */
@@ -33,6 +34,12 @@ function clicks(count: number, base: number, minute: number, page?: string) {
       amount: p === '/checkout' ? 10 + (id % 7) : null,
     };
   });
+}
+
+/** Logs in through the URL `strata start` prints and answers the session id of the cookie it sets. */
+async function sessionId(server: RunningStrata, token: string): Promise<string> {
+  const response = await fetchWithoutToken(`${server.url}/?token=${token}`, { redirect: 'manual' });
+  return /^strata_session=([^;]+)/.exec(response.headers.get('set-cookie') ?? '')![1]!;
 }
 
 async function ingest(server: RunningStrata, events: object[]): Promise<void> {
@@ -67,6 +74,8 @@ describe('the web console in Chromium', () => {
   beforeEach(async () => {
     errors.length = 0;
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    // Logged in as the test admin: the session cookie the login URL sets (its own test below goes through the form).
+    await page.context().addCookies([{ name: 'strata_session', value: await sessionId(server, TEST_ADMIN_TOKEN), url: server.url }]);
     page.on('pageerror', (error) => errors.push(String(error)));
     page.on('console', (message) => {
       if (message.type() === 'error') errors.push(message.text());
@@ -77,6 +86,36 @@ describe('the web console in Chromium', () => {
     await page.close();
     // No script error on any page, and no failed request (a 404 asset, a refused API call).
     expect(errors).toEqual([]);
+  });
+
+  it('without a session shows the login form; the login URL and the form log in, with only the pages the token may use', async () => {
+    await page.context().clearCookies();
+    await page.goto(`${server.url}/`);
+    await page.locator('form.login').waitFor();
+    expect(await page.locator('#nav a').count()).toBe(0);
+
+    // The form: a wrong token is refused in place, a right one reloads the console as that token.
+    const analyst = ((await (await fetch(`${server.url}/v1/tokens`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'analyst_web', policies: ['analyst'] }) })).json()) as { token: string }).token;
+    // The browser reports a refused login (401) as a failed request: expected here.
+    await page.fill('form.login input', 'not-a-token');
+    await page.click('form.login button');
+    await expect.poll(() => page.locator('p.error').textContent()).toContain('not valid');
+    errors.length = 0;
+    await page.fill('form.login input', analyst);
+    await page.click('form.login button');
+    await page.locator('.who').waitFor();
+    expect(await page.locator('.who').textContent()).toContain('analyst_web');
+    // The analyst may read views and query, not see the streams' status pages it has no use for: no Alerts (admin).
+    expect(await page.locator('#nav a').allTextContents()).toEqual(expect.arrayContaining(['Overview', 'Views', 'Dashboards', 'SQL', 'Catalog']));
+    expect(await page.locator('#nav a').allTextContents()).not.toContain('Alerts');
+
+    // The URL `strata start` prints: the token leaves the address bar at once.
+    await page.context().clearCookies();
+    await page.goto(`${server.url}/sql?token=${TEST_ADMIN_TOKEN}`);
+    expect(new URL(page.url()).search).toBe('');
+    expect(new URL(page.url()).pathname).toBe('/sql');
+    await page.locator('.who').waitFor();
+    expect(await page.locator('.who').textContent()).toContain('admin');
   });
 
   it('the overview shows a rising ingest count while events flow', async () => {

@@ -1,6 +1,7 @@
 /**
  * Every call the console makes to Strata goes through this module: `api()` for requests and `events()` for
- * server-sent events. Authentication (bearer tokens and a session cookie, a later issue) is added here alone.
+ * server-sent events. Both authenticate with the session cookie the login set (HttpOnly, SameSite=Strict, sent
+ * same-origin by the browser); the server checks the Origin of state-changing calls against cross-site forgery.
  */
 
 /** An answer with an error status, as the API sends them: `{"error": {"code", "message"}}`. */
@@ -53,7 +54,7 @@ export async function api<T>(path: string, options: ApiOptions = {}): Promise<T>
 /**
  * Listens to a server-sent events endpoint: each named event's data, parsed. EventSource reconnects by itself;
  * `onState` hears whether the stream is open. Answers the function that closes it. (EventSource cannot send an
- * Authorization header: with authentication it will rely on the session cookie, which it sends same-origin.)
+ * Authorization header: it relies on the session cookie, which it sends same-origin.)
  */
 export function events(
   path: string,
@@ -70,6 +71,14 @@ export function events(
 }
 
 // The API's shapes, as far as the console reads them (see shared/API.md and the route files in src/http).
+
+/** `GET /v1/session`: who is logged in, and which parts of the console the token may use. */
+export interface Session {
+  name: string;
+  policies: string[];
+  admin: boolean;
+  can: { streams: boolean; views: boolean; dashboards: boolean; sql: boolean; catalog: boolean; batch: boolean; alerts: boolean };
+}
 
 export interface ShardState {
   shard: string;
@@ -196,6 +205,41 @@ export interface BatchRun {
   startedAt: string;
   finishedAt: string | null;
   error: string | null;
+}
+
+/** An event of an alert and its delivery to the webhook (`GET /v1/alerts`, src/http/alert-routes.ts). */
+export interface AlertEventRecord {
+  id: string;
+  event: { alert: string; state: 'firing' | 'resolved'; value: number | null; threshold: number; view: string; measure: string; at: string };
+  delivery: {
+    state: 'queued' | 'delivering' | 'delivered' | 'failed' | 'dropped' | 'abandoned';
+    attempts: number;
+    lastStatus: number | null;
+    lastError: string | null;
+    finishedAt: string | null;
+  };
+}
+
+export interface AlertInfo {
+  name: string;
+  view: string;
+  measure: string;
+  where: string | null;
+  condition: 'below' | 'above';
+  threshold: number;
+  forMs: number;
+  layer: 'merged' | 'speed';
+  timeKey: string | null;
+  webhook: string;
+  state: 'ok' | 'pending' | 'firing';
+  since: string;
+  firesAt: string | null;
+  value: number | null;
+  bucket: string | null;
+  evaluatedAt: string | null;
+  error: string | null;
+  lastNotification: AlertEventRecord | null;
+  events: AlertEventRecord[];
 }
 
 export interface SqlAnswer {

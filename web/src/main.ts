@@ -1,9 +1,11 @@
 import './style.css';
-import { api, type Dashboard } from './api.js';
+import { api, ApiError, type Dashboard, type Session } from './api.js';
 import { h, replace } from './dom.js';
 import { connection } from './live.js';
 import { navigate, NAVIGATE_EVENT } from './navigate.js';
+import { alertsPage } from './pages/alerts.js';
 import { catalogPage } from './pages/catalog.js';
+import { loginPage } from './pages/login.js';
 import { dashboardPage, dashboardsPage } from './pages/dashboards.js';
 import { overviewPage } from './pages/overview.js';
 import { sqlPage } from './pages/sql.js';
@@ -22,14 +24,17 @@ const ROUTES: [RegExp, Page, string][] = [
   [/^\/sql$/, sqlPage, 'SQL'],
   [/^\/catalog$/, catalogPage, 'Catalog'],
   [/^\/catalog\/(?<table>[^/]+)$/, catalogPage, 'Catalog'],
+  [/^\/alerts$/, alertsPage, 'Alerts'],
 ];
 
-const NAV: [string, string][] = [
-  ['/', 'Overview'],
-  ['/views', 'Views'],
-  ['/dashboards', 'Dashboards'],
-  ['/sql', 'SQL'],
-  ['/catalog', 'Catalog'],
+/** The pages in the header, each with the part of the session's `can` it needs (the overview is always there). */
+const NAV: [string, string, keyof Session['can'] | null][] = [
+  ['/', 'Overview', null],
+  ['/views', 'Views', 'views'],
+  ['/dashboards', 'Dashboards', 'dashboards'],
+  ['/sql', 'SQL', 'sql'],
+  ['/catalog', 'Catalog', 'catalog'],
+  ['/alerts', 'Alerts', 'alerts'],
 ];
 
 const app = document.getElementById('app')!;
@@ -71,12 +76,39 @@ connection.listeners.add((open) => {
   status.className = `connection ${open ? 'open' : 'closed'}`;
 });
 
-replace(nav, NAV.map(([href, label]) => h('a', { href }, label)));
-render();
+/**
+ * Starts the console as the session's token: the header shows only the pages it may use (the server refuses
+ * the rest anyway), and who is logged in, with a way out.
+ */
+function start(session: Session): void {
+  replace(nav, NAV.filter(([, , need]) => need === null || session.can[need]).map(([href, label]) => h('a', { href }, label)));
+  const logout = async (event: Event) => {
+    event.preventDefault();
+    await api('/v1/session', { method: 'DELETE' }).catch(() => undefined);
+    location.assign('/');
+  };
+  status.after(h('span', { class: 'who' }, session.name, ' · ', h('a', { href: '/', onclick: (event: Event) => void logout(event) }, 'log out')));
+  render();
 
-// Dashboards declared in the config get their own links beside the pages.
-api<{ dashboards: Dashboard[] }>('/v1/dashboards')
-  .then(({ dashboards }) => {
-    for (const dashboard of dashboards) nav.appendChild(h('a', { href: `/dashboards/${encodeURIComponent(dashboard.name)}`, class: 'sub' }, dashboard.name));
-  })
-  .catch(() => {});
+  // Dashboards declared in the config get their own links beside the pages.
+  if (session.can.dashboards) {
+    api<{ dashboards: Dashboard[] }>('/v1/dashboards')
+      .then(({ dashboards }) => {
+        for (const dashboard of dashboards) nav.appendChild(h('a', { href: `/dashboards/${encodeURIComponent(dashboard.name)}`, class: 'sub' }, dashboard.name));
+      })
+      .catch(() => {});
+  }
+}
+
+// Without a session (or with one that expired or whose token was revoked), the login form.
+api<Session>('/v1/session')
+  .then(start)
+  .catch((error: unknown) => {
+    if (error instanceof ApiError && error.status === 401) {
+      const root = h('div', { class: 'page' });
+      replace(app, root);
+      loginPage(root);
+    } else {
+      replace(app, h('p', { class: 'error' }, `Cannot reach Strata: ${(error as Error).message}`));
+    }
+  });

@@ -3,6 +3,10 @@ import type { FieldSpec } from '../../config/index.js';
 import { DuplicateImportError, NotFoundError, StrataError } from '../../errors.js';
 import { diffSchemas } from '../schema-evolution.js';
 import type {
+  AuditEntry,
+  AuditRow,
+  SecurityStore,
+  StoredToken,
   Catalog,
   ChunkInfo,
   ChunkSnapshot,
@@ -19,6 +23,12 @@ import type {
   ViewVersionInfo,
   Watermark,
 } from '../types.js';
+
+/** A token name that is taken already (409). */
+export class TokenExistsError extends StrataError {
+  override readonly name: string = 'TokenExistsError';
+  readonly code = 'token_exists';
+}
 
 /** A broken catalog invariant (a delivery range that does not follow the last one): stop, never guess. */
 export class CatalogInvariantError extends StrataError {
@@ -101,6 +111,24 @@ const MIGRATIONS = [
      updated_at TEXT NOT NULL,
      FOREIGN KEY (view, version) REFERENCES view_versions(view, version)
    );`,
+  // API tokens (only the SHA-256 of each, never the token) and the append-only audit log of src/security.
+  `CREATE TABLE tokens (
+     name TEXT PRIMARY KEY,
+     hash TEXT NOT NULL UNIQUE,
+     policies TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     last_used_at TEXT
+   );
+   CREATE TABLE audit (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     time TEXT NOT NULL,
+     token TEXT,
+     action TEXT NOT NULL,
+     resource TEXT NOT NULL,
+     outcome TEXT NOT NULL,
+     route TEXT,
+     client TEXT
+   );`,
 ];
 
 interface ChunkRow {
@@ -141,7 +169,7 @@ const toChunk = (row: ChunkRow): ChunkInfo => ({
  * The default catalog: one SQLite file (`<data>/catalog.db`) in WAL mode with `synchronous=FULL`, so a
  * committed registration survives a power cut. better-sqlite3 is synchronous; each method is one transaction.
  */
-export class SqliteCatalog implements Catalog {
+export class SqliteCatalog implements Catalog, SecurityStore {
   private readonly db: Database.Database;
 
   constructor(path: string) {
@@ -423,6 +451,58 @@ export class SqliteCatalog implements Catalog {
       const stillListed = this.db.prepare('SELECT 1 FROM view_files WHERE key = ? LIMIT 1');
       return [...dropped].filter((key) => stillListed.get(key) === undefined);
     })();
+  }
+
+  async tokens(): Promise<StoredToken[]> {
+    const rows = this.db.prepare('SELECT * FROM tokens ORDER BY name').all() as {
+      name: string;
+      hash: string;
+      policies: string;
+      created_at: string;
+      last_used_at: string | null;
+    }[];
+    return rows.map((row) => ({
+      name: row.name,
+      hash: row.hash,
+      policies: JSON.parse(row.policies) as string[],
+      createdAt: row.created_at,
+      lastUsedAt: row.last_used_at,
+    }));
+  }
+
+  async addToken(token: StoredToken): Promise<void> {
+    this.db.transaction(() => {
+      if (this.db.prepare('SELECT 1 FROM tokens WHERE name = ?').get(token.name) !== undefined) {
+        throw new TokenExistsError(`a token named "${token.name}" exists already; revoke it first or pick another name`);
+      }
+      this.db
+        .prepare('INSERT INTO tokens (name, hash, policies, created_at, last_used_at) VALUES (?, ?, ?, ?, ?)')
+        .run(token.name, token.hash, JSON.stringify(token.policies), token.createdAt, token.lastUsedAt);
+    })();
+  }
+
+  async removeToken(name: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM tokens WHERE name = ?').run(name).changes > 0;
+  }
+
+  async touchTokens(lastUsed: ReadonlyMap<string, string>): Promise<void> {
+    const update = this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE name = ?');
+    this.db.transaction(() => {
+      for (const [name, time] of lastUsed) update.run(time, name);
+    })();
+  }
+
+  async appendAudit(entries: readonly AuditEntry[]): Promise<void> {
+    const insert = this.db.prepare(
+      'INSERT INTO audit (time, token, action, resource, outcome, route, client) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.db.transaction(() => {
+      for (const e of entries) insert.run(e.time, e.token, e.action, e.resource, e.outcome, e.route, e.client);
+    })();
+  }
+
+  async auditRows(afterId: number, limit: number): Promise<AuditRow[]> {
+    return this.db.prepare('SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?').all(afterId, limit) as AuditRow[];
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,14 @@
+/**
+ * Security (architecture §9): API tokens stored only as hashes, least-privilege policies with default deny,
+ * console sessions, rate limits and the audit log. The edges (src/http, the PostgreSQL listener) call
+ * {@link Security.authenticate} or {@link Security.verifyToken}, then {@link Security.authorize}.
+ *
+ * Not here yet: encryption at rest (the master key, envelope data keys, and the server key that will hold
+ * SigV4 secrets for the Kinesis API's tokens) comes with its own issue; tokens stay hash-only until then.
+ */
+export { Security, type AccessContext, type AdminBootstrap, type SecurityOptions } from './security.js';
+export { ForbiddenError, RateLimitedError, UnauthorizedError } from './errors.js';
+export { Policies, type Action, type Resource } from './policies.js';
+export { ADMIN_TOKEN_NAME, hashToken, newToken, type Principal, type TokenInfo } from './tokens.js';
+export { AUDIT_TABLE } from './audit.js';
+export { tableResource } from './resources.js';
