@@ -12,7 +12,7 @@ import { Security } from './security/index.js';
 import { SpeedLayer } from './speed/index.js';
 import { SqlEngine } from './sql/index.js';
 import { asSeq, EmbeddedStream, type Stream } from './stream/index.js';
-import { compileTransforms, recordSource, transformTables } from './transform/index.js';
+import { compileTransforms, QuarantineCounts, recordSource, transformTables } from './transform/index.js';
 import { compileViews, type ViewDefinition } from './views/index.js';
 
 /** One shard's position in every layer. */
@@ -32,6 +32,8 @@ export interface StreamStatus {
   readonly shards: readonly ShardStatus[];
   readonly ingest: IngestStats;
   readonly lake: { readonly chunks: number; readonly rows: number; readonly bytes: number };
+  /** Delivered records the stream's transform quarantines; null without a transform. */
+  readonly quarantined: number | null;
 }
 
 export interface StrataOptions {
@@ -75,6 +77,8 @@ export class Strata {
     readonly alerts: AlertEvaluator,
     /** API tokens, policies, sessions, rate limits and the audit log: what every edge asks before it acts. */
     readonly security: Security,
+    /** What each stream's transform quarantines, counted over the lake. */
+    private readonly quarantine: QuarantineCounts,
     /** Everything opened, in opening order; closed in reverse. */
     private readonly parts: readonly { close(): Promise<void> }[],
     private readonly lockPath: string,
@@ -164,7 +168,8 @@ export class Strata {
       const alerts = await AlertEvaluator.open({ rules: alertRules, speed, intervalMs: options.config.speed.intervalMs, log: options.log });
       opened.push(alerts);
       const ingestor = new Ingestor(stream, options.config);
-      return new Strata(options.config, dataDir, stream, ingestor, catalog, store, writer, delivery, sql, views, batch, speed, alerts, security, opened, lockPath);
+      const quarantine = new QuarantineCounts(sources, async (count) => Number((await sql.queryAll(count)).rows[0]?.n ?? 0));
+      return new Strata(options.config, dataDir, stream, ingestor, catalog, store, writer, delivery, sql, views, batch, speed, alerts, security, quarantine, opened, lockPath);
     } catch (error) {
       for (const part of opened.reverse()) await part.close();
       await rm(lockPath, { force: true });
@@ -207,6 +212,7 @@ export class Strata {
         shards,
         ingest: this.ingestor.stats(stream.name),
         lake: { chunks: table?.chunks ?? 0, rows: table?.rows ?? 0, bytes: table?.bytes ?? 0 },
+        quarantined: await this.quarantine.of(stream.name, table?.rows ?? 0),
       });
     }
     return out;

@@ -47,22 +47,27 @@ export function batchCommand(): Command {
         body: JSON.stringify({ ...(views.length > 0 ? { views } : {}), fromScratch: options.fromScratch === true }),
       });
       const { id } = (await response.json()) as { id: string };
-      const progress = progressReporter(id);
-      let run: RunAnswer;
-      try {
-        for (;;) {
-          run = await getJson<RunAnswer>(options.url, `/v1/batch/runs/${encodeURIComponent(id)}`);
-          progress.update(run.progress);
-          if (run.state !== 'running') break;
-          await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-        }
-      } finally {
-        progress.stop();
-      }
-      const summary = renderSummary(run, (performance.now() - started) / 1000);
-      if (run.state === 'failed') throw new Error(summary);
-      console.log(summary);
+      console.log(await followRun(options.url, id, started));
     });
+}
+
+/** Follows a run to its end with a progress display; answers its summary, or throws it when the run failed. */
+export async function followRun(url: string, id: string, started = performance.now()): Promise<string> {
+  const progress = progressReporter(id);
+  let run: RunAnswer;
+  try {
+    for (;;) {
+      run = await getJson<RunAnswer>(url, `/v1/batch/runs/${encodeURIComponent(id)}`);
+      progress.update(run.progress);
+      if (run.state !== 'running') break;
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  } finally {
+    progress.stop();
+  }
+  const summary = renderSummary(run, (performance.now() - started) / 1000);
+  if (run.state === 'failed') throw new Error(summary);
+  return summary;
 }
 
 /** A progress bar on a terminal; plain lines at each tenth otherwise (logs, CI). */

@@ -7,6 +7,7 @@ import { statusCommand } from './status-command.js';
 import { sqlCommand } from './sql-command.js';
 import { catalogCommand } from './catalog-command.js';
 import { batchCommand } from './batch-command.js';
+import { quarantineCommand } from './quarantine-command.js';
 import { tokenCommand } from './token-command.js';
 
 /** Builds the `strata` command line: one subcommand per file beside this one. */
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   program.addCommand(catalogCommand());
   program.addCommand(batchCommand());
   program.addCommand(tokenCommand());
+  program.addCommand(quarantineCommand());
   return program;
 }
 

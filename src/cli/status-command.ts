@@ -16,6 +16,8 @@ interface StreamsAnswer {
     accepted: number;
     failed: number;
     lake: { chunks: number; rows: number; bytes: number };
+    /** Present when the stream declares a transform. */
+    quarantined?: number;
   }[];
   /** Per view: its batch version and W, and the speed layer's last seq per shard (absent from older servers). */
   views?: {
@@ -66,6 +68,7 @@ export function renderStatus(answer: StreamsAnswer): string {
     const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
     for (const row of rows) lines.push(`  ${row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')}`.trimEnd());
     lines.push(`  lake: ${number(stream.lake.chunks)} chunk files, ${number(stream.lake.rows)} rows, ${formatBytes(stream.lake.bytes)}`);
+    if (stream.quarantined !== undefined) lines.push(`  quarantined: ${number(stream.quarantined)} records (SQL: ${stream.name}__quarantine)`);
   }
   for (const view of answer.views ?? []) {
     // Records past W, per shard: what the speed layer holds and the next batch run will take over.

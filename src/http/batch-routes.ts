@@ -17,6 +17,24 @@ import type { Grant } from './route-access.js';
  *   "startedAt", "finishedAt", "error"}`; seqs are decimal strings, as offsets are everywhere in the API.
  */
 export function registerBatchRoutes(app: FastifyInstance, strata: Strata): void {
+  // Quarantine replay (`strata quarantine replay STREAM`): the quarantine is the current rules over the master
+  // dataset, so replaying is recomputing the stream's views; answers the run and what stays quarantined.
+  app.post<{ Params: { stream: string } }>('/v1/streams/:stream/quarantine/replay', async (request, reply) => {
+    const stream = strata.config.streams.get(request.params.stream);
+    if (!stream) throw new NotFoundError(`unknown stream "${request.params.stream}"`);
+    if (!stream.transform) throw new MalformedInputError(`stream "${stream.name}" declares no transform: nothing is quarantined`);
+    const views = [...strata.views.values()].filter((view) => view.source === stream.name).map((view) => view.name);
+    const status = (await strata.streamStatus()).find((one) => one.name === stream.name)!;
+    if (views.length === 0) return reply.code(200).send({ id: null, views, quarantined: status.quarantined ?? 0 });
+    try {
+      const run = strata.batch.start({ views });
+      return reply.code(202).send({ id: run.id, views, quarantined: status.quarantined ?? 0 });
+    } catch (error) {
+      if (error instanceof BatchRunningError) return reply.code(409).send({ id: error.runId, error: { code: error.code, message: error.message } });
+      throw error;
+    }
+  });
+
   app.post('/v1/batch/runs', async (request, reply) => {
     const body = (request.body === undefined || request.body === null || (request.body as Buffer).length === 0
       ? {}

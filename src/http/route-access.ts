@@ -62,6 +62,7 @@ const ROUTE_ACCESS: ReadonlyMap<string, RouteAccess> = new Map<string, RouteAcce
 
   // Imports read files on the server's disk: admin.
   ['POST /v1/tables/:table/imports', grants((p) => [['admin', `table:${p.table}`]], true)],
+  ['POST /v1/streams/:stream/quarantine/replay', grants((p) => [['admin', `stream:${p.stream}`]], true)],
   ['GET /v1/imports', grants(() => [['admin', 'table:*']])],
   ['GET /v1/imports/:id', grants(() => [['admin', 'table:*']])],
 

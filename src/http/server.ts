@@ -96,6 +96,8 @@ export function createHttpServer(strata: Strata, options: HttpServerOptions = {}
       accepted: stream.ingest.accepted,
       failed: stream.ingest.failed,
       lake: stream.lake,
+      // Delivered records the stream's transform quarantines (absent without a transform).
+      ...(stream.quarantined === null ? {} : { quarantined: stream.quarantined }),
     })),
     // Per view, where its batch version and its speed layer stand (seqs as decimal strings).
     views: strata.speed.status().filter((view) => may(`view:${view.view}`)).map((view) => ({

@@ -39,6 +39,7 @@ export class StrataMetrics {
   private readonly batchVersion: Gauge<'view'>;
   private readonly batchLastSuccess: Gauge<'view'>;
   private readonly batchLastRunSeconds: Gauge<'view' | 'state'>;
+  private readonly quarantined: Gauge<'stream'>;
   private readonly queryLatency: Histogram<'route'>;
   /** Configured stream names: a label value only ever comes from the config, never from a request's URL. */
   private readonly streams: ReadonlySet<string>;
@@ -123,6 +124,12 @@ export class StrataMetrics {
       name: 'strata_batch_last_run_duration_seconds',
       help: 'How long the last finished batch run covering the view took, by view and its outcome (succeeded or failed).',
       labelNames: ['view', 'state'],
+      registers: [this.registry],
+    });
+    this.quarantined = new Gauge({
+      name: 'strata_quarantine_records',
+      help: "Delivered records the stream's transform quarantines, by stream (streams with a transform only).",
+      labelNames: ['stream'],
       registers: [this.registry],
     });
     this.queryLatency = new Histogram({
@@ -217,8 +224,10 @@ export class StrataMetrics {
       for (const view of run.views) lastRun.set(view, { state: run.state, seconds });
     }
     for (const [view, run] of lastRun) this.batchLastRunSeconds.set({ view, state: run.state }, run.seconds);
+    this.quarantined.reset();
     for (const stream of streams) {
       const labels = { stream: stream.name };
+      if (stream.quarantined !== null) this.quarantined.set(labels, stream.quarantined);
       // The ingestor's running totals: set as counters, so a restart reads as the counter reset it is.
       this.ingestRecords.inc(labels, stream.ingest.accepted);
       this.ingestBytes.inc(labels, stream.ingest.bytes);

@@ -50,3 +50,4 @@ export {
 export { DEDUPE_TIE_BREAK, QUARANTINE_REASON } from './clean-sql.js';
 export { recordSource, type RecordSource } from './record-source.js';
 export { cleanTableName, quarantineTableName, transformTables } from './transform-tables.js';
+export { QuarantineCounts } from './quarantine-counts.js';

@@ -67,5 +67,8 @@ describe('strata status text', () => {
     expect(text).toContain('view pages (clicks): batch v2 covers 10 records; speed layer 5 records past W in 3 micro-batches');
     expect(text).toContain('memory: speed 1,200 group keys, 240.0 KB (200 B per key); batch version in memory 50,000 group keys, 4.0 MB');
     expect(text.match(/memory:/g)).toHaveLength(1);
+    const stream = { name: 'clicks', shards: [], recordsPerSecond: 0, accepted: 10, failed: 0, lake: { chunks: 1, rows: 10, bytes: 100 } };
+    expect(renderStatus({ streams: [{ ...stream, quarantined: 3 }] })).toContain('  quarantined: 3 records (SQL: clicks__quarantine)');
+    expect(renderStatus({ streams: [stream] })).not.toContain('quarantined');
   });
 });

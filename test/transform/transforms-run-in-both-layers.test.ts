@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../src/config/index.js';
 import { clicksConfig, removeDir, startInProcess, tempDir, waitForDelivery, type RunningStrata } from '../fixtures/strata.js';
@@ -76,6 +78,10 @@ describe('transforms in the batch and speed layers', () => {
     // The clean and quarantine tables in SQL: the refused record kept with its raw values and the reason.
     const quarantine = await server.strata.sql.queryAll('SELECT event_id, page, __quarantine_reason AS reason FROM clicks__quarantine');
     expect(quarantine.rows).toEqual([{ event_id: 'c', page: '/cart', reason: 'required: user_id is missing' }]);
+    // Counted where operators look: GET /v1/streams (and so strata status and the console) and /metrics.
+    const streams = (await (await fetch(`${server.url}/v1/streams`)).json()) as { streams: { name: string; quarantined?: number }[] };
+    expect(streams.streams.find((stream) => stream.name === 'clicks')!.quarantined).toBe(1);
+    expect(await (await fetch(`${server.url}/metrics`)).text()).toMatch(/^strata_quarantine_records\{stream="clicks"\} 1$/m);
     const clean = await server.strata.sql.queryAll('SELECT event_id, page, cents FROM clicks__clean ORDER BY event_id');
     expect(clean.rows).toEqual([
       { event_id: 'a', page: '/home', cents: '150' },
@@ -162,5 +168,26 @@ describe('transforms in the batch and speed layers', () => {
     expect(late.recomputed.pages).toEqual(['2026-11-26', '2026-11-27']);
     expect(await rows('?layer=batch')).toEqual([['/a', 4, 400]]);
     expect(await rows()).toEqual([['/a', 4, 400]]);
+  });
+
+  it('replays quarantined records through fixed rules with strata quarantine replay', async () => {
+    dir = await tempDir();
+    server = await startInProcess(config({}), dir);
+    await ingest(server, events);
+    await waitForDelivery(server);
+    expect((await server.strata.batch.run()).state).toBe('succeeded');
+    expect((await server.strata.streamStatus())[0]!.quarantined).toBe(1);
+    // The fix: a missing user_id gets a default, so the record quarantined for it passes the rules.
+    await server.close();
+    server = await startInProcess(config({}, { defaults: { user_id: 'anonymous' } }), dir);
+    const { stdout } = await promisify(execFile)(process.execPath, ['bin/strata.js', 'quarantine', 'replay', 'clicks', '--url', server.url]);
+    expect(stdout).toMatch(/batch run \S+ succeeded/);
+    expect(stdout).toContain('clicks: 0 records stay quarantined under the current rules (SQL: clicks__quarantine)');
+    expect(await rows('?layer=batch')).toEqual([
+      ['/cart', 2, 500],
+      ['/index', 2, 150],
+    ]);
+    const unknown = await fetch(`${server.url}/v1/streams/orders/quarantine/replay`, { method: 'POST' });
+    expect(unknown.status).toBe(404);
   });
 });
