@@ -550,10 +550,12 @@ export class SpeedLayer {
     const final = quoteIdent(`${tag}_final`);
     const keys = state.view.keys.map((key) => `${quoteIdent(key.name)} NULLS LAST`);
     try {
-      for (let i = 0; i < partials.length; i++) await this.loader.run(`CREATE OR REPLACE TABLE ${partials[i]!} AS ${files[i]!}`);
-      // Sorted by the keys, so that zone maps skip most of the table for a filter on the first key.
+      // All sorted by the keys, so that zone maps skip most of a table for a filter on the first key (a point
+      // lookup reads the partials of the groups the speed layer also holds, and the merged rows of the others).
+      const order = keys.length > 0 ? ` ORDER BY ${keys.join(', ')}` : '';
+      for (let i = 0; i < partials.length; i++) await this.loader.run(`CREATE OR REPLACE TABLE ${partials[i]!} AS SELECT * FROM (${files[i]!})${order}`);
       const merged = mergeSql(state.view, this.byRelation(state, partials.map((table) => `SELECT * FROM ${table}`)));
-      await this.loader.run(`CREATE OR REPLACE TABLE ${final} AS SELECT * FROM (${merged})${keys.length > 0 ? ` ORDER BY ${keys.join(', ')}` : ''}`);
+      await this.loader.run(`CREATE OR REPLACE TABLE ${final} AS SELECT * FROM (${merged})${order}`);
     } catch (error) {
       await this.dropTables(this.loader, [...partials, final]);
       throw error;
