@@ -189,6 +189,11 @@ export interface StoredToken {
   readonly policies: readonly string[];
   readonly createdAt: string;
   readonly lastUsedAt: string | null;
+  /**
+   * The token's SCRAM-SHA-256 verifier (salted hashes, `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`),
+   * for the PostgreSQL listener; null for tokens made before verifiers were kept.
+   */
+  readonly scram: string | null;
 }
 
 /**

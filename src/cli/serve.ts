@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ProjectConfig } from '../config/index.js';
 import { createHttpServer } from '../http/index.js';
-import { PgServer } from '../pgwire/index.js';
+import { PgServer, securityAuthenticator } from '../pgwire/index.js';
 import { Strata } from '../strata.js';
 import { printAccess } from './access.js';
 
@@ -33,7 +33,16 @@ export async function serve(
   try {
     address = await app.listen({ port: options.port, host: options.host });
     if (options.pgPort !== 0) {
-      pg = await PgServer.listen({ engine: strata.sql, host: options.host, port: options.pgPort, log: (message) => console.error(message) });
+      const log = (message: string) => console.error(message);
+      // Logins are API tokens (name and token), checked against their SCRAM verifiers; TLS with HTTP's certificate.
+      pg = await PgServer.listen({
+        engine: strata.sql,
+        host: options.host,
+        port: options.pgPort,
+        authenticator: securityAuthenticator(strata.security, log),
+        tls: options.tls,
+        log,
+      });
     }
   } catch (error) {
     await app.close();
@@ -43,8 +52,10 @@ export async function serve(
   console.log(`Strata is listening on ${address} (data in ${strata.dataDir})`);
   await printAccess(strata, address);
   if (pg) {
-    console.log(`Strata speaks the PostgreSQL protocol on postgresql://${formatHost(pg.address.host)}:${pg.address.port}`);
-    if (pg.authenticator.warning) console.error(pg.authenticator.warning);
+    console.log(
+      `Strata speaks the PostgreSQL protocol on postgresql://${formatHost(pg.address.host)}:${pg.address.port}` +
+        ` (user: a token's name, password: the token${pg.tls ? '; TLS' : ''})`,
+    );
   }
   let stopping = false;
   const stop = async (signal: string) => {

@@ -13,6 +13,12 @@
  * Queries that touch no catalog are left in DuckDB's dialect (the same SQL as `POST /v1/sql`), except for a
  * few session functions (version(), current_setting(), current_user...) that must answer as PostgreSQL does.
  * Every rewrite produces a read-only query; the engine's own checks still apply to the result.
+ *
+ * A user who may not query every table sees only those it may in the catalog: the relations that list
+ * Strata's tables (pg_class, pg_attribute, pg_tables, information_schema.tables and .columns, `::regclass`,
+ * DuckDB's duckdb_views(), duckdb_tables() and duckdb_columns()) are filtered by the session's
+ * {@link CatalogSession.visibleTables}. Authorization lets such a user read the catalog relations this module
+ * reads itself (see {@link isCatalogRead}), in the spelling it writes them, and nothing else of DuckDB's.
  */
 import {
   closingBracket,
@@ -47,6 +53,11 @@ export interface CatalogSession {
   settings(): readonly [string, string][];
   /** set_config(): changes a setting. */
   setSetting(name: string, value: string): void;
+  /**
+   * The Strata tables the user may query, the only ones catalog relations list; null when that is every table
+   * (an admin). Loaded before a statement that {@link needsTableList}; an empty list lists nothing.
+   */
+  visibleTables(): readonly string[] | null;
 }
 
 /** A function, type or syntax the rewrite cannot express; the query fails with this message. */
@@ -76,7 +87,121 @@ export function rewriteStatement(tokens: readonly Token[], session: CatalogSessi
     out = rewriteTableFunctionAliases(out);
     out = rewriteRelations(out, session);
   }
+  out = rewriteDuckdbCatalogFunctions(out, session);
   return joinTokens(out);
+}
+
+/** Catalog functions of DuckDB's that list Strata's tables, by the column naming the table. */
+const DUCKDB_TABLE_LISTS: Readonly<Record<string, string>> = {
+  duckdb_views: 'view_name',
+  duckdb_tables: 'table_name',
+  duckdb_columns: 'table_name',
+};
+
+/**
+ * Whether a statement's rewrite needs the session's {@link CatalogSession.visibleTables}: it reads a catalog,
+ * casts to regclass or calls one of DuckDB's table-listing functions. (Deciding too little here only hides
+ * more: without the list loaded, the filters list nothing.)
+ */
+export function needsTableList(tokens: readonly Token[]): boolean {
+  return (
+    readsCatalog(tokens) ||
+    tokens.some((token) => {
+      const name = token.kind === 'qident' ? nameOf(token)?.toLowerCase() : nameOf(token);
+      return name === 'regclass' || name === 'to_regclass' || (name !== undefined && name !== null && lookup(DUCKDB_TABLE_LISTS, name) !== undefined);
+    })
+  );
+}
+
+/**
+ * The catalog relations a rewritten query reads, as the rewrite spells them (and as DuckDB's parse reports
+ * them): a user who may not read DuckDB's catalog may still read these, because the rewrite filters each of
+ * them to the tables the user may query ({@link CatalogSession.visibleTables}) wherever they list tables. A
+ * user's own spelling of one that escapes the rewrite (`system.pg_catalog.pg_class`, `"PG_CLASS"`) is not
+ * this spelling, and stays refused.
+ */
+const REWRITE_SOURCES = new Set([
+  'pg_catalog.pg_class',
+  'pg_catalog.pg_description',
+  'pg_catalog.pg_views',
+  'information_schema.tables',
+  'information_schema.views',
+  'information_schema.columns',
+  'information_schema.schemata',
+  'duckdb_schemas()',
+  'duckdb_views()',
+  'duckdb_tables()',
+  'duckdb_columns()',
+]);
+
+/**
+ * DuckDB's catalog relations that say nothing about Strata's tables (all of them views, which have no
+ * constraints, indexes, defaults or sequences) nor about the server, in any spelling: clients' catalog queries
+ * read them as they are (psql's `\d` reads pg_index and pg_constraint). Not DuckDB's pg_settings (it holds the
+ * lake's path; the rewrite answers the session's settings instead) nor pg_prepared_statements.
+ */
+const EMPTY_FOR_VIEWS = new Set([
+  'pg_am', 'pg_attrdef', 'pg_collation', 'pg_constraint', 'pg_database', 'pg_depend', 'pg_enum', 'pg_index', 'pg_indexes',
+  'pg_namespace', 'pg_proc', 'pg_sequence', 'pg_sequences', 'pg_tablespace', 'pg_type',
+  'character_sets', 'check_constraints', 'constraint_column_usage', 'constraint_table_usage', 'key_column_usage',
+  'referential_constraints', 'schemata', 'table_constraints',
+]);
+
+/**
+ * Whether `name`, a relation or table function a query reads besides Strata's tables (as the SQL engine's
+ * authorization reports it), is one of the catalog reads a user who may not read DuckDB's own catalog is
+ * allowed over the PostgreSQL protocol: the sources of this module's rewrites, or catalog relations that hold
+ * nothing about Strata's tables.
+ */
+export function isCatalogRead(name: string): boolean {
+  if (REWRITE_SOURCES.has(name)) return true;
+  const parts = name.toLowerCase().split('.');
+  const relation = parts.pop()!;
+  const schema = parts.join('.');
+  const inSchema = relation.startsWith('pg_') ? schema === '' || schema === 'pg_catalog' : schema === 'information_schema';
+  return inSchema && EMPTY_FOR_VIEWS.has(relation);
+}
+
+/** The SQL condition `column` (a Strata table's name) must meet to be listed: every table, or the visible ones. */
+function visibleCondition(session: CatalogSession, column: string): string {
+  const visible = session.visibleTables();
+  if (visible === null) return 'true';
+  if (visible.length === 0) return 'false';
+  return `${column} IN (${visible.map(quoteLiteral).join(', ')})`;
+}
+
+/**
+ * `duckdb_views()`, `duckdb_tables()` and `duckdb_columns()` written in a query (in any qualification) list
+ * only the visible tables in the main schema, for a user who may not see them all.
+ */
+function rewriteDuckdbCatalogFunctions(tokens: Token[], session: CatalogSession): Token[] {
+  if (session.visibleTables() === null) return tokens;
+  const out: Token[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i]!;
+    const name = token.kind === 'qident' ? nameOf(token)?.toLowerCase() : nameOf(token);
+    const column = name === undefined || name === null ? undefined : lookup(DUCKDB_TABLE_LISTS, name);
+    const open = nextSignificant(tokens, i);
+    const close = isPunct(tokens[open], '(') ? closingBracket(tokens, open) : -1;
+    if (column === undefined || close === -1) {
+      out.push(token);
+      continue;
+    }
+    // The qualifier (`system.main.`) goes with the call.
+    const start = qualifiedNameStart(tokens, i);
+    out.splice(out.length - (i - start));
+    const following = tokens[nextSignificant(tokens, close)];
+    const hasAlias =
+      isKeyword(following, 'as') || following?.kind === 'qident' || (following?.kind === 'ident' && !CLAUSE_WORDS.has(following.text.toLowerCase()));
+    out.push(
+      raw(
+        `(SELECT * FROM ${name}() WHERE NOT (database_name = current_database() AND schema_name = 'main') OR ${visibleCondition(session, column)})` +
+          (hasAlias ? '' : ` AS ${name}`),
+      ),
+    );
+    i = close;
+  }
+  return out;
 }
 
 /** True when the statement reads a PostgreSQL catalog (pg_catalog, information_schema or a bare pg_* relation). */
@@ -336,7 +461,7 @@ const FUNCTIONS: Record<string, FunctionRewrite> = {
   pg_relation_size: { catalogOnly: true, rewrite: () => '0::BIGINT' },
   pg_table_size: { catalogOnly: true, rewrite: () => '0::BIGINT' },
   pg_indexes_size: { catalogOnly: true, rewrite: () => '0::BIGINT' },
-  to_regclass: { catalogOnly: true, rewrite: ([name]) => relationOidByName(name ?? 'NULL') },
+  to_regclass: { catalogOnly: true, rewrite: ([name], session) => relationOidByName(name ?? 'NULL', session) },
 };
 
 /** Keywords PostgreSQL evaluates as functions without parentheses. */
@@ -458,9 +583,14 @@ const CATALOG_OIDS: Record<string, number> = {
   pg_rewrite: 2618,
 };
 
+/** pg_class as `::regclass` reads it: the relations the session may see. */
+function visibleRelations(session: CatalogSession): string {
+  return session.visibleTables() === null ? 'pg_catalog.pg_class' : `(${RELATIONS.pg_class!(session)})`;
+}
+
 /** The relation OID of a (possibly schema-qualified, possibly quoted) name. */
-function relationOidByName(name: string): string {
-  return `(SELECT min(oid) FROM pg_catalog.pg_class WHERE relname = trim(string_split(CAST((${name}) AS VARCHAR), '.')[-1], '"'))`;
+function relationOidByName(name: string, session: CatalogSession): string {
+  return `(SELECT min(oid) FROM ${visibleRelations(session)} WHERE relname = trim(string_split(CAST((${name}) AS VARCHAR), '.')[-1], '"'))`;
 }
 
 interface ParsedType {
@@ -525,7 +655,7 @@ function rewriteCasts(tokens: Token[], session: CatalogSession): Token[] {
     let replacement: string | null = null;
     const followedBy = parseFollowingCast(out, type.end);
     if (base === 'regclass') {
-      replacement = regclassCast(operandTokens, operand, followedBy);
+      replacement = regclassCast(operandTokens, operand, followedBy, session);
     } else if (base === 'regtype') {
       const literal = operandTokens.length === 1 ? stringValue(operandTokens[0]) : null;
       replacement = literal !== null ? String(typeOidByName(literal)) : formatTypeSql(operand, '-1');
@@ -591,17 +721,17 @@ function parseFollowingCast(tokens: readonly Token[], end: number): string | nul
  * a name (a string literal or an expression built from strings) is looked up as a relation OID; an OID
  * column becomes the relation's name, unless it is cast on to a number.
  */
-function regclassCast(operandTokens: readonly Token[], operand: string, followedBy: string | null): string {
+function regclassCast(operandTokens: readonly Token[], operand: string, followedBy: string | null, session: CatalogSession): string {
   const significantTokens = operandTokens.filter((token) => !isBlank(token));
   const literal = significantTokens.length === 1 ? stringValue(significantTokens[0]) : null;
   if (literal !== null) {
     const known = lookup(CATALOG_OIDS, literal.replace(/^pg_catalog\./, ''));
-    return known !== undefined ? String(known) : relationOidByName(quoteLiteral(literal));
+    return known !== undefined ? String(known) : relationOidByName(quoteLiteral(literal), session);
   }
   const built = operandTokens.some((token) => token.kind === 'string' || (token.kind === 'op' && token.text === '||')) || /printf\(|concat\(/i.test(operand);
   const toNumber = followedBy !== null && ['oid', 'int', 'int4', 'int8', 'integer', 'bigint'].includes(followedBy);
-  if (built || toNumber) return relationOidByName(operand);
-  return `(SELECT min(relname) FROM pg_catalog.pg_class WHERE oid = (${operand}))`;
+  if (built || toNumber) return relationOidByName(operand, session);
+  return `(SELECT min(relname) FROM ${visibleRelations(session)} WHERE oid = (${operand}))`;
 }
 
 function typeOidByName(name: string): number {
@@ -757,31 +887,33 @@ function typeNameSql(oid: string): string {
 /** Replacement SQL per catalog relation, for the relations DuckDB lacks or fills differently. */
 const RELATIONS: Record<string, (session: CatalogSession) => string> = {
   // Strata's tables and views are DuckDB views over Parquet; clients see them as tables (relkind 'r').
-  pg_class: () =>
+  pg_class: (session) =>
     `SELECT * EXCLUDE (strata_table) REPLACE (CASE WHEN strata_table THEN 'r' ELSE relkind END AS relkind, CASE WHEN strata_table THEN ${HEAP_AM} ELSE relam END AS relam, ` +
     `'d' AS relreplident, NULL::VARCHAR[] AS reloptions, NULL::VARCHAR[] AS relacl, NULL::VARCHAR AS relpartbound, 10::BIGINT AS relowner), ` +
     `false AS relforcerowsecurity ` +
-    `FROM (SELECT *, relkind = 'v' AND relnamespace = ${MAIN_SCHEMA_OID} AS strata_table FROM pg_catalog.pg_class)`,
+    `FROM (SELECT *, relkind = 'v' AND relnamespace = ${MAIN_SCHEMA_OID} AS strata_table FROM pg_catalog.pg_class) ` +
+    `WHERE relnamespace IS DISTINCT FROM ${MAIN_SCHEMA_OID} OR ${visibleCondition(session, 'relname')}`,
   pg_am: () => `SELECT ${HEAP_AM}::BIGINT AS oid, 'heap' AS amname, 'heap_tableam_handler' AS amhandler, 't' AS amtype`,
   pg_namespace: () =>
     `SELECT oid, schema_name AS nspname, 10::BIGINT AS nspowner, NULL::VARCHAR[] AS nspacl FROM duckdb_schemas() ` +
     `WHERE (database_name = current_database() AND schema_name = 'main') OR (database_name = 'system' AND schema_name IN ('pg_catalog', 'information_schema'))`,
-  pg_attribute: () =>
+  pg_attribute: (session) =>
     `SELECT table_oid AS attrelid, column_name AS attname, ${pgOidSql('data_type')}::BIGINT AS atttypid, 0 AS attstattarget, ` +
     `-1::SMALLINT AS attlen, column_index::SMALLINT AS attnum, 0 AS attndims, -1 AS attcacheoff, ` +
     `CASE WHEN data_type LIKE 'DECIMAL(%' THEN numeric_precision * 65536 + numeric_scale + 4 ELSE -1 END AS atttypmod, ` +
     `false AS attbyval, 'x' AS attstorage, 'i' AS attalign, NOT is_nullable AS attnotnull, column_default IS NOT NULL AS atthasdef, ` +
     `false AS atthasmissing, '' AS attidentity, '' AS attgenerated, false AS attisdropped, true AS attislocal, 0 AS attinhcount, '' AS attcompression, ` +
     `CASE WHEN data_type = 'VARCHAR' THEN 100 ELSE 0 END::BIGINT AS attcollation, NULL::VARCHAR[] AS attacl, NULL::VARCHAR[] AS attoptions, ` +
-    `NULL::VARCHAR[] AS attfdwoptions, NULL::VARCHAR AS attmissingval FROM duckdb_columns()`,
+    `NULL::VARCHAR[] AS attfdwoptions, NULL::VARCHAR AS attmissingval FROM duckdb_columns() ` +
+    `WHERE NOT (database_name = current_database() AND schema_name = 'main') OR ${visibleCondition(session, 'table_name')}`,
   pg_type: () => pgTypeRelation(),
   pg_description: () => `SELECT objoid, ${CATALOG_OIDS.pg_class}::BIGINT AS classoid, objsubid, description FROM pg_catalog.pg_description`,
   pg_tables: (session) =>
     `SELECT schema_name AS schemaname, view_name AS tablename, ${quoteLiteral(session.user)} AS tableowner, NULL::VARCHAR AS tablespace, ` +
     `false AS hasindexes, false AS hasrules, false AS hastriggers, false AS rowsecurity FROM duckdb_views() ` +
-    `WHERE NOT internal AND database_name = current_database() AND schema_name = 'main' ` +
+    `WHERE NOT internal AND database_name = current_database() AND schema_name = 'main' AND ${visibleCondition(session, 'view_name')} ` +
     `UNION ALL SELECT schema_name, table_name, ${quoteLiteral(session.user)}, NULL::VARCHAR, false, false, false, false FROM duckdb_tables() ` +
-    `WHERE database_name = current_database() AND schema_name = 'main'`,
+    `WHERE database_name = current_database() AND schema_name = 'main' AND ${visibleCondition(session, 'table_name')}`,
   pg_views: () => `SELECT * FROM pg_catalog.pg_views WHERE schemaname NOT IN ('main')`,
   pg_matviews: () =>
     emptyRelation({ schemaname: 'VARCHAR', matviewname: 'VARCHAR', matviewowner: 'VARCHAR', tablespace: 'VARCHAR', hasindexes: 'BOOLEAN', ispopulated: 'BOOLEAN', definition: 'VARCHAR' }),
@@ -803,10 +935,11 @@ const RELATIONS: Record<string, (session: CatalogSession) => string> = {
     `SELECT 1::BIGINT AS oid, ${quoteLiteral(session.database)} AS datname, 10::BIGINT AS datdba, 6 AS encoding, 'c' AS datlocprovider, ` +
     `false AS datistemplate, true AS datallowconn, -1 AS datconnlimit, 0::BIGINT AS dattablespace, 'C' AS datcollate, 'C' AS datctype, ` +
     `NULL::VARCHAR AS daticulocale, NULL::VARCHAR AS datcollversion, NULL::VARCHAR[] AS datacl`,
-  pg_stat_user_tables: () =>
+  pg_stat_user_tables: (session) =>
     `SELECT view_oid AS relid, schema_name AS schemaname, view_name AS relname, 0::BIGINT AS seq_scan, 0::BIGINT AS seq_tup_read, ` +
     `NULL::BIGINT AS idx_scan, NULL::BIGINT AS idx_tup_fetch, 0::BIGINT AS n_tup_ins, 0::BIGINT AS n_tup_upd, 0::BIGINT AS n_tup_del, ` +
-    `NULL::BIGINT AS n_live_tup, 0::BIGINT AS n_dead_tup FROM duckdb_views() WHERE NOT internal AND database_name = current_database() AND schema_name = 'main'`,
+    `NULL::BIGINT AS n_live_tup, 0::BIGINT AS n_dead_tup FROM duckdb_views() WHERE NOT internal AND database_name = current_database() AND schema_name = 'main' ` +
+    `AND ${visibleCondition(session, 'view_name')}`,
   // Features Strata does not have: always empty, with the columns clients select.
   pg_policy: () =>
     emptyRelation({ oid: 'BIGINT', polname: 'VARCHAR', polrelid: 'BIGINT', polcmd: 'VARCHAR', polpermissive: 'BOOLEAN', polroles: 'BIGINT[]', polqual: 'VARCHAR', polwithcheck: 'VARCHAR' }),
@@ -825,14 +958,17 @@ const RELATIONS: Record<string, (session: CatalogSession) => string> = {
 };
 
 /** information_schema relations that need PostgreSQL's view of Strata's tables. */
-const INFORMATION_SCHEMA: Record<string, () => string> = {
-  tables: () =>
+const INFORMATION_SCHEMA: Record<string, (session: CatalogSession) => string> = {
+  tables: (session) =>
     `SELECT * REPLACE (CASE WHEN table_type = 'VIEW' AND table_schema = 'main' AND table_catalog = current_database() THEN 'BASE TABLE' ELSE table_type END AS table_type) ` +
-    `FROM information_schema.tables`,
+    `FROM information_schema.tables WHERE NOT (table_schema = 'main' AND table_catalog = current_database()) OR ${visibleCondition(session, 'table_name')}`,
   views: () => `SELECT * FROM information_schema.views WHERE NOT (table_schema = 'main' AND table_catalog = current_database())`,
-  columns: () => {
+  columns: (session) => {
     const oid = pgOidSql('data_type');
-    return `SELECT * REPLACE (${dataTypeSql(oid)} AS data_type, ${typeNameSql(oid)} AS udt_name, 'pg_catalog' AS udt_schema, CASE WHEN is_identity THEN 'YES' ELSE 'NO' END AS is_identity) FROM information_schema.columns`;
+    return (
+      `SELECT * REPLACE (${dataTypeSql(oid)} AS data_type, ${typeNameSql(oid)} AS udt_name, 'pg_catalog' AS udt_schema, CASE WHEN is_identity THEN 'YES' ELSE 'NO' END AS is_identity) ` +
+      `FROM information_schema.columns WHERE NOT (table_schema = 'main' AND table_catalog = current_database()) OR ${visibleCondition(session, 'table_name')}`
+    );
   },
   schemata: () =>
     `SELECT * FROM information_schema.schemata WHERE (catalog_name = current_database() AND schema_name = 'main') OR (catalog_name = 'system' AND schema_name IN ('pg_catalog', 'information_schema'))`,
@@ -855,7 +991,7 @@ function rewriteRelations(tokens: Token[], session: CatalogSession): Token[] {
         if (isPunct(tokens[dot], '.') && member !== null && view) {
           end = nextSignificant(tokens, dot);
           relation = member;
-          replacement = view();
+          replacement = view(session);
         }
       } else {
         const at = skipCatalogQualifier(tokens, i);

@@ -4,6 +4,7 @@
  * own error families map here in one place.
  */
 import { OverloadedError, QueryError, QueryRefusedError, QueryTimeoutError, StrataError, TooLargeError } from '../errors.js';
+import { ForbiddenError, RateLimitedError, UnauthorizedError } from '../security/index.js';
 import { UnsupportedSqlError } from './catalog.js';
 import { ProtocolViolation, type ErrorFields } from './protocol.js';
 
@@ -55,6 +56,12 @@ export function errorFields(error: unknown): ErrorFields {
   if (error instanceof UnsupportedSqlError) return { severity: 'ERROR', code: error.sqlState, message: error.message };
   if (error instanceof ProtocolViolation) return { severity: 'FATAL', code: '08P01', message: error.message };
   if (error instanceof QueryRefusedError) return { severity: 'ERROR', code: '42501', message: error.message };
+  // The token's policies do not allow what the query reads: the message names the table or view.
+  if (error instanceof ForbiddenError) return { severity: 'ERROR', code: '42501', message: error.message };
+  if (error instanceof UnauthorizedError) {
+    return { severity: 'ERROR', code: '28000', message: 'the token this connection logged in with was revoked; connect again with a valid token' };
+  }
+  if (error instanceof RateLimitedError) return { severity: 'ERROR', code: '53400', message: error.message };
   if (error instanceof OverloadedError) return { severity: 'ERROR', code: '53000', message: error.message };
   if (error instanceof TooLargeError) return { severity: 'ERROR', code: '54000', message: error.message };
   if (error instanceof QueryError) {
@@ -67,6 +74,11 @@ export function errorFields(error: unknown): ErrorFields {
   }
   if (error instanceof StrataError) return { severity: 'ERROR', code: 'XX000', message: error.message };
   return { severity: 'ERROR', code: 'XX000', message: 'internal error; see the server log' };
+}
+
+/** True when the error is the login's policies (or its revocation, or its rate limit) refusing a query. */
+export function isRefusal(error: unknown): boolean {
+  return error instanceof ForbiddenError || error instanceof UnauthorizedError || error instanceof RateLimitedError;
 }
 
 /** True when the error is Strata's or the client's, not a bug worth logging. */

@@ -1,8 +1,7 @@
 /**
- * The PostgreSQL v3 wire format of the messages this endpoint reads and writes after start-up (pg-gateway
- * handles start-up and authentication): a reader for the frontend's query-protocol messages that refuses
- * anything malformed, and a writer that packs backend messages into one buffer, flushed at Sync, Flush or
- * the end of a simple Query.
+ * The PostgreSQL v3 wire format of the messages this endpoint reads and writes from start-up on (pg-gateway
+ * frames them and negotiates TLS): a reader for the frontend's messages that refuses anything malformed, and a
+ * writer that packs backend messages into one buffer, flushed at Sync, Flush or the end of a simple Query.
  *
  * https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
@@ -198,6 +197,42 @@ export class MessageWriter {
     const out = Buffer.from(this.buffer.subarray(0, this.length));
     this.length = 0;
     return out;
+  }
+
+  /** AuthenticationOk. */
+  authenticationOk(): void {
+    this.authentication(0);
+  }
+
+  /** AuthenticationCleartextPassword: asked only over TLS. */
+  authenticationCleartextPassword(): void {
+    this.authentication(3);
+  }
+
+  /** AuthenticationSASL: the mechanisms offered. */
+  authenticationSasl(mechanisms: readonly string[]): void {
+    const start = this.begin(0x52);
+    this.int32(10);
+    for (const mechanism of mechanisms) this.cstring(mechanism);
+    this.uint8(0);
+    this.finish(start);
+  }
+
+  /** AuthenticationSASLContinue (11) and AuthenticationSASLFinal (12), carrying a SCRAM message. */
+  authenticationSaslData(kind: 11 | 12, data: string): void {
+    const start = this.begin(0x52);
+    this.int32(kind);
+    const length = Buffer.byteLength(data, 'utf8');
+    this.ensure(length);
+    this.buffer.write(data, this.length, 'utf8');
+    this.length += length;
+    this.finish(start);
+  }
+
+  private authentication(code: number): void {
+    const start = this.begin(0x52);
+    this.int32(code);
+    this.finish(start);
   }
 
   parseComplete(): void {

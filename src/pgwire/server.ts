@@ -1,21 +1,24 @@
 /**
- * The PostgreSQL wire protocol listener: a TCP server whose connections pg-gateway takes through start-up,
- * SSL negotiation and authentication, after which each frontend message goes to a {@link PgSession}.
+ * The PostgreSQL wire protocol listener: a TCP server whose connections are taken through SSL negotiation,
+ * start-up and authentication, after which each frontend message goes to a {@link PgSession}.
  *
- * pg-gateway (0.3.0-beta.4) frames messages and runs the SCRAM-SHA-256 exchange; it calls
- * `onMessage` for every message before its own handling, and a response from there replaces its handling.
- * So `onMessage` answers the initial messages pg-gateway does not know (CancelRequest, GSSENCRequest,
- * garbage), checks authentication messages before pg-gateway parses them, and answers every message after
- * authentication itself. One bound pg-gateway lacks, the size of a message it buffers, is kept by a
- * {@link FrameGuard} that sees every byte before pg-gateway does.
+ * pg-gateway (0.3.0-beta.4) frames messages and answers SSLRequest; it calls `onMessage` for every message
+ * before its own handling, and a response from there replaces its handling. So `onMessage` answers everything
+ * from the start-up packet on: start-up, authentication (by the {@link PgAuthenticator}: SCRAM-SHA-256, or a
+ * password over TLS; pg-gateway's own authentication never runs), and every message after it. The TLS upgrade
+ * is done here too (pg-gateway's Node adapter crosses web streams that can throw out of the process when a
+ * client goes away), so that the bound pg-gateway lacks, the size of a message it buffers, is kept on the
+ * decrypted bytes as well: a {@link FrameGuard} sees every byte before pg-gateway does.
  */
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { closeSignal, type ConnectionState, type MessageResponse, type PostgresConnection, type PostgresConnectionOptions } from 'pg-gateway';
-import { fromDuplexStream } from 'pg-gateway/node';
+import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { closeSignal, PostgresConnection, type DuplexStream, type MessageResponse, type PostgresConnectionOptions, type TlsInfo } from 'pg-gateway';
 import type { SqlEngine } from '../sql/index.js';
-import { decoyVerifier, defaultAuthenticator, type PgAuthenticator } from './auth.js';
-import { MessageWriter } from './protocol.js';
+import { AUTHENTICATION_HINT, decoyVerifier, type PgAuthenticator, type PgLogin, type ScramVerifier } from './auth.js';
+import { MessageReader, MessageWriter, ProtocolViolation } from './protocol.js';
+import { ScramExchange, SCRAM_SHA_256 } from './scram.js';
 import { DEFAULT_SESSION_LIMITS, PgSession, type SessionLimits } from './session.js';
 
 /** Initial-message codes (the int32 after the length) that are not a protocol version. */
@@ -34,13 +37,10 @@ export interface PgServerOptions {
   readonly host: string;
   /** 0 lets the system pick a free port. */
   readonly port: number;
-  /** Default: {@link defaultAuthenticator} (STRATA_ADMIN_TOKEN, else anyone). */
-  readonly authenticator?: PgAuthenticator;
-  /**
-   * A certificate and key (PEM) make SSLRequest answer 'S' and upgrade to TLS. Nothing passes one yet: the
-   * security issue adds it, with the HTTP server's certificate.
-   */
-  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
+  /** Who may connect, and what their queries may read: `securityAuthenticator(strata.security)`. There is no open mode. */
+  readonly authenticator: PgAuthenticator;
+  /** A certificate and key (PEM), the HTTP server's: SSLRequest is answered 'S' and the connection upgraded to TLS. */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer } | undefined;
   /** Connections open at once; more are refused with SQLSTATE 53300 (default 64). */
   readonly maxConnections?: number;
   /** The largest frontend message accepted (default 16 MiB); a longer one closes its connection. */
@@ -51,6 +51,16 @@ export interface PgServerOptions {
   /** Told about failures that are bugs, not the client's doing. */
   readonly log?: (message: string) => void;
 }
+
+/**
+ * pg-gateway's own authentication, which never runs (onMessage answers the start-up packet): should it ever,
+ * it lets nobody in.
+ */
+const REFUSE_EVERYONE: NonNullable<PostgresConnectionOptions['auth']> = {
+  method: 'scram-sha-256',
+  getScramSha256Data: () => decoyVerifier('', randomBytes(32)),
+  validateCredentials: () => false,
+};
 
 /** A running PostgreSQL protocol listener; {@link close} it. */
 export class PgServer {
@@ -65,13 +75,15 @@ export class PgServer {
     private readonly server: Server,
     private readonly options: PgServerOptions,
     readonly authenticator: PgAuthenticator,
+    /** The TLS context connections upgrade with; null without a certificate. */
+    readonly secureContext: SecureContext | null,
   ) {}
 
-  /** Starts listening; rejects when the address is taken. */
+  /** Starts listening; rejects when the address is taken or the certificate and key do not load. */
   static async listen(options: PgServerOptions): Promise<PgServer> {
-    const authenticator = options.authenticator ?? (await defaultAuthenticator());
+    const secureContext = options.tls ? createSecureContext({ cert: options.tls.cert, key: options.tls.key }) : null;
     const server = createServer();
-    const pg = new PgServer(server, options, authenticator);
+    const pg = new PgServer(server, options, options.authenticator, secureContext);
     server.on('connection', (socket) => pg.accept(socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -87,6 +99,11 @@ export class PgServer {
   get address(): { readonly host: string; readonly port: number } {
     const address = this.server.address() as AddressInfo;
     return { host: address.address, port: address.port };
+  }
+
+  /** Whether SSLRequest is answered 'S'. */
+  get tls(): boolean {
+    return this.secureContext !== null;
   }
 
   /** Connections open now. */
@@ -148,19 +165,34 @@ export class PgServer {
   }
 
   /** @internal */
-  decoy(user: string) {
+  decoy(user: string): ScramVerifier {
     return decoyVerifier(user, this.decoySecret);
   }
 }
 
+/** Where a connection is, from the first byte to its session. */
+type Phase =
+  /** Before the start-up packet: SSLRequest, GSSENCRequest, CancelRequest or StartupMessage. */
+  | { readonly kind: 'initial' }
+  /** AuthenticationCleartextPassword sent (over TLS only): the password message is next. */
+  | { readonly kind: 'password'; readonly user: string }
+  /** AuthenticationSASL sent: the SASLInitialResponse is next. */
+  | { readonly kind: 'sasl'; readonly user: string; readonly verifier: ScramVerifier }
+  /** AuthenticationSASLContinue sent: the SASLResponse with the client's proof is next. */
+  | { readonly kind: 'sasl-final'; readonly user: string; readonly verifier: ScramVerifier; readonly exchange: ScramExchange }
+  /** Authenticated: every message goes to the session. */
+  | { readonly kind: 'ready'; readonly session: PgSession };
+
 /** One client connection, from accept to close. */
 class ClientConnection {
-  private session: PgSession | null = null;
-  private connection: PostgresConnection | null = null;
-  private readonly guard: FrameGuard;
+  private phase: Phase = { kind: 'initial' };
+  private guard: FrameGuard;
+  /** The stream messages travel on: the socket, or the TLS socket over it once upgraded. */
+  private transport: Duplex;
+  /** Upgraded to TLS. */
+  private secure = false;
+  private startupParams: Record<string, string> = Object.create(null) as Record<string, string>;
   private startupTimer: NodeJS.Timeout | null = null;
-  /** 'p' messages seen during authentication: the first is the SASLInitialResponse. */
-  private authMessages = 0;
   /** Killed: the FATAL error is written, nothing more may be. */
   private dead = false;
 
@@ -169,7 +201,17 @@ class ClientConnection {
     private readonly server: PgServer,
     private readonly options: PgServerOptions,
   ) {
-    this.guard = new FrameGuard(options.maxMessageBytes ?? 16 * 1024 * 1024, options.tls !== undefined);
+    this.transport = socket;
+    this.guard = new FrameGuard(options.maxMessageBytes ?? 16 * 1024 * 1024, server.tls);
+  }
+
+  private get session(): PgSession | null {
+    return this.phase.kind === 'ready' ? this.phase.session : null;
+  }
+
+  /** The client's address, for the audit log and the failed-authentication limit. */
+  private get client(): string {
+    return this.socket.remoteAddress ?? 'unknown';
   }
 
   start(): void {
@@ -179,96 +221,99 @@ class ClientConnection {
     socket.once('close', () => this.closed());
     this.startupTimer = setTimeout(() => this.kill('08P01', 'authentication did not finish in time'), this.options.startupTimeoutMs ?? 60_000);
     this.startupTimer.unref();
-    const authenticator = this.server.authenticator;
+    const tls = this.options.tls;
     const gatewayOptions: PostgresConnectionOptions = {
-      auth:
-        authenticator.method === 'trust'
-          ? { method: 'trust' }
-          : {
-              method: 'scram-sha-256',
-              getScramSha256Data: async ({ username }) => (await authenticator.scramVerifier(username)) ?? this.server.decoy(username),
-            },
-      ...(this.options.tls ? { tls: { cert: toArrayBuffer(this.options.tls.cert), key: toArrayBuffer(this.options.tls.key) } } : {}),
-      onStartup: async () => {
-        this.connection ??= await ready;
-      },
-      onAuthenticated: async (state) => {
-        const connection = this.connection ?? (await ready);
-        await connection.streamWriter!.write(this.openSession(state));
-      },
-      onMessage: (data, state) => this.onMessage(data, state),
+      auth: REFUSE_EVERYONE,
+      // With a certificate, pg-gateway answers SSLRequest 'S' and calls upgradeTls below.
+      ...(tls ? { tls: { cert: toArrayBuffer(tls.cert), key: toArrayBuffer(tls.key) } } : {}),
+      onMessage: (data) => this.onMessage(data),
     };
-    // pg-gateway's `fromNodeSocket` is `fromDuplexStream` over Node's Duplex.toWeb(socket). The streams here
-    // replace that adapter: the readable passes every chunk through the frame guard first, and the writable
-    // tolerates a socket this connection already ended (Node 20's adapter throws an uncaught TypeError when
-    // the socket ends before the web stream is closed, which took the whole process down).
-    const ready = fromDuplexStream({ readable: this.readable(), writable: this.writable() }, gatewayOptions);
-    ready.then(
-      (connection) => (this.connection ??= connection),
-      (error: unknown) => {
-        this.options.log?.(`pgwire: could not set up a connection: ${String(error)}`);
-        socket.destroy();
-      },
-    );
+    // pg-gateway's `fromNodeSocket` is this over Node's Duplex.toWeb(socket). The streams here replace that
+    // adapter: the readable passes every chunk through the frame guard first, and the writable tolerates a
+    // socket this connection already ended (Node 20's adapter throws an uncaught TypeError when the socket ends
+    // before the web stream is closed, which took the whole process down).
+    new PostgresConnection({ readable: this.readable(socket), writable: this.writable(socket) }, gatewayOptions, {
+      upgradeTls: () => this.upgradeTls(),
+    });
   }
 
-  /** The socket's bytes, checked by the frame guard, with backpressure: the socket pauses while a chunk waits. */
-  private readable(): ReadableStream<Uint8Array> {
-    const socket = this.socket;
+  /**
+   * After pg-gateway answered an SSLRequest with 'S': the TLS handshake over the socket, with the server's
+   * certificate. Messages then travel on the TLS socket, checked by a fresh frame guard; the socket's own
+   * readable stream is left behind, fed nothing more.
+   */
+  private async upgradeTls(): Promise<{ duplex: DuplexStream<Uint8Array>; tlsInfo: TlsInfo }> {
+    const secure = new TLSSocket(this.socket, { isServer: true, secureContext: this.server.secureContext! });
+    secure.on('error', () => {});
+    this.transport = secure;
+    this.guard = new FrameGuard(this.options.maxMessageBytes ?? 16 * 1024 * 1024, false);
+    // The readable is made before the handshake ends, so that nothing the client sends right after is missed.
+    const duplex = { readable: this.readable(secure), writable: this.writable(secure) };
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secure', () => resolve());
+      // A failed handshake: pg-gateway stays quiet about an error with this code.
+      secure.once('close', () => reject(Object.assign(new Error('the TLS handshake failed'), { code: 'ABORT_ERR' })));
+    });
+    this.secure = true;
+    return { duplex, tlsInfo: { serverName: typeof secure.servername === 'string' ? secure.servername : undefined } };
+  }
+
+  /** `stream`'s bytes, checked by the frame guard, with backpressure: the stream pauses while a chunk waits. */
+  private readable(stream: Duplex): ReadableStream<Uint8Array> {
     return new ReadableStream<Uint8Array>({
       start: (controller) => {
         let open = true;
-        socket.on('data', (chunk: Buffer) => {
-          if (!open || this.dead) return;
+        stream.on('data', (chunk: Buffer) => {
+          // Once upgraded to TLS, the socket's bytes are the TLS socket's to read.
+          if (!open || this.dead || this.transport !== stream) return;
           const violation = this.guard.feed(chunk);
           if (violation !== null) {
             this.kill('08P01', violation);
             return;
           }
           controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-          if ((controller.desiredSize ?? 0) <= 0) socket.pause();
+          if ((controller.desiredSize ?? 0) <= 0) stream.pause();
         });
-        socket.once('end', () => {
+        stream.once('end', () => {
           if (open) controller.close();
           open = false;
         });
-        socket.once('close', () => {
+        stream.once('close', () => {
           // pg-gateway stays quiet about an error with this code (a client gone mid-message).
           if (open) controller.error(Object.assign(new Error('the connection closed'), { code: 'ABORT_ERR' }));
           open = false;
         });
       },
       pull: () => {
-        socket.resume();
+        stream.resume();
       },
       cancel: () => {
-        socket.destroy();
+        stream.destroy();
       },
     });
   }
 
-  /** Writes to the socket, waiting on 'drain' when it is full; bytes after the socket ended go nowhere. */
-  private writable(): WritableStream<Uint8Array> {
-    const socket = this.socket;
+  /** Writes to `stream`, waiting on 'drain' when it is full; bytes after it ended go nowhere. */
+  private writable(stream: Duplex): WritableStream<Uint8Array> {
     return new WritableStream<Uint8Array>({
       write: (chunk) => {
-        if (socket.destroyed || socket.writableEnded) return;
-        if (socket.write(chunk)) return;
+        if (stream.destroyed || stream.writableEnded) return;
+        if (stream.write(chunk)) return;
         return new Promise<void>((resolve) => {
           const done = () => {
-            socket.off('drain', done);
-            socket.off('close', done);
+            stream.off('drain', done);
+            stream.off('close', done);
             resolve();
           };
-          socket.on('drain', done);
-          socket.on('close', done);
+          stream.on('drain', done);
+          stream.on('close', done);
         });
       },
       close: () => {
-        if (!socket.writableEnded) socket.end();
+        if (!stream.writableEnded) stream.end();
       },
       abort: () => {
-        socket.destroy();
+        stream.destroy();
       },
     });
   }
@@ -277,63 +322,52 @@ class ClientConnection {
   kill(code: string, message: string): void {
     this.dead = true;
     this.session?.cancel();
-    if (this.socket.destroyed || this.socket.writableEnded) return;
-    this.socket.end(fatal(code, message));
+    const out = this.transport;
+    if (out.destroyed || out.writableEnded) return;
+    out.end(fatal(code, message));
     // A client that does not close its side is cut off.
-    setTimeout(() => this.socket.destroy(), 1000).unref();
+    setTimeout(() => {
+      out.destroy();
+      this.socket.destroy();
+    }, 1000).unref();
   }
 
   destroy(): void {
     this.session?.close();
+    this.transport.destroy();
     this.socket.destroy();
   }
 
   private closed(): void {
     if (this.startupTimer) clearTimeout(this.startupTimer);
-    if (this.session) {
-      this.server.unregister(this.session.processId);
-      this.session.close();
+    const session = this.session;
+    if (session) {
+      this.server.unregister(session.processId);
+      session.close();
     }
   }
 
-  /** After authentication: the session, and the start-up messages PostgreSQL sends before ReadyForQuery. */
-  private openSession(state: ConnectionState): Uint8Array {
-    if (this.startupTimer) clearTimeout(this.startupTimer);
-    const params = state.clientParams ?? { user: '' };
-    const session = new PgSession({
-      engine: this.options.engine,
-      processId: this.server.allocateProcessId(),
-      user: params.user,
-      // libpq's default database is the user name.
-      database: params.database ?? params.user,
-      startup: params,
-      limits: this.options.sessionLimits ?? DEFAULT_SESSION_LIMITS,
-      log: this.options.log,
-    });
-    this.session = session;
-    const { processId, secret } = this.server.register(session);
-    const out = new MessageWriter();
-    for (const [name, value] of session.startupParameters()) out.parameterStatus(name, value);
-    out.backendKeyData(processId, secret);
-    return out.take();
-  }
-
-  private onMessage(data: Uint8Array, state: ConnectionState): MessageResponse {
+  private onMessage(data: Uint8Array): MessageResponse | Promise<MessageResponse> {
     const message = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     // Bytes pg-gateway framed before the guard killed the connection: nothing more is written.
     if (this.dead) return close();
-    if (!state.hasStarted) return this.initialMessage(message);
-    if (!state.isAuthenticated) return this.authenticationMessage(message);
-    const session = this.session;
-    if (session === null) return close(fatalBytes('08P01', 'no session'));
-    return respond(session.handle(message));
+    switch (this.phase.kind) {
+      case 'initial':
+        return this.initialMessage(message);
+      case 'ready':
+        return respond(this.phase.session.handle(message));
+      default:
+        return this.authenticationMessage(message);
+    }
   }
 
-  /** SSLRequest and StartupMessage go on to pg-gateway; the rest is answered here. */
+  /** SSLRequest goes on to pg-gateway (which answers 'S' or 'N'); the rest is answered here. */
   private initialMessage(message: Buffer): Iterable<Uint8Array> | undefined {
-    if (message.length < 8 || message.readInt32BE(0) !== message.length) return close(fatalBytes('08P01', 'invalid start-up packet'));
+    if (message.length < 8 || message.readInt32BE(0) !== message.length) return close(fatal('08P01', 'invalid start-up packet'));
     const code = message.readInt32BE(4);
-    if (code === SSL_REQUEST_CODE && message.length === 8) return undefined;
+    if (code === SSL_REQUEST_CODE && message.length === 8) {
+      return this.secure ? close(fatal('08P01', 'SSL negotiation on a connection that is encrypted already')) : undefined;
+    }
     if (code === GSSENC_REQUEST_CODE && message.length === 8) return [Buffer.from('N')];
     if (code === CANCEL_REQUEST_CODE && message.length === 16) {
       this.server.cancel(message.readInt32BE(8), message.readInt32BE(12));
@@ -341,25 +375,107 @@ class ClientConnection {
       return close();
     }
     if (code !== PROTOCOL_3_0) {
-      return close(fatalBytes('0A000', `unsupported frontend protocol ${code >>> 16}.${code & 0xffff}: Strata speaks 3.0`));
+      return close(fatal('0A000', `unsupported frontend protocol ${code >>> 16}.${code & 0xffff}: Strata speaks 3.0`));
     }
-    if (!validStartupParameters(message.subarray(8))) return close(fatalBytes('08P01', 'invalid start-up packet'));
-    return undefined;
+    const params = readStartupParameters(message.subarray(8));
+    if (params === null) return close(fatal('08P01', 'invalid start-up packet'));
+    return this.startup(params);
   }
 
-  /** Only password messages belong here, and the first (SASLInitialResponse) must be well-formed. */
-  private authenticationMessage(message: Buffer): Iterable<Uint8Array> | undefined {
+  /** The start-up packet: asks the user to authenticate, the way the authenticator says. */
+  private startup(params: Record<string, string>): Iterable<Uint8Array> {
+    const user = params.user;
+    if (user === undefined || user === '') return close(fatal('28000', 'no PostgreSQL user name specified in startup packet'));
+    this.startupParams = params;
+    // Who cannot log in (no such token) is still asked for SCRAM, against a verifier nothing matches.
+    const challenge = this.server.authenticator.challenge(user, this.secure) ?? { method: 'scram-sha-256', verifier: this.server.decoy(user) };
+    const out = new MessageWriter();
+    if (challenge.method === 'password' && this.secure) {
+      this.phase = { kind: 'password', user };
+      out.authenticationCleartextPassword();
+    } else {
+      const verifier = challenge.method === 'scram-sha-256' ? challenge.verifier : this.server.decoy(user);
+      this.phase = { kind: 'sasl', user, verifier };
+      out.authenticationSasl([SCRAM_SHA_256]);
+    }
+    return [out.take()];
+  }
+
+  /** A password message ('p') during authentication: a cleartext password, or a step of SCRAM-SHA-256. */
+  private authenticationMessage(message: Buffer): Iterable<Uint8Array> {
     if (message.length < 5 || message[0] !== 0x70 || message.readInt32BE(1) !== message.length - 1) {
-      return close(fatalBytes('08P01', 'expected a password message during authentication'));
+      return close(fatal('08P01', 'expected a password message during authentication'));
     }
-    if (this.authMessages++ === 0) {
-      const end = message.indexOf(0, 5);
-      const length = end === -1 || end + 5 > message.length ? NaN : message.readInt32BE(end + 1);
-      if (!(length === -1 || (length >= 0 && end + 5 + length === message.length))) {
-        return close(fatalBytes('08P01', 'malformed SASLInitialResponse'));
+    const reader = new MessageReader(message.subarray(5));
+    const phase = this.phase;
+    const authenticator = this.server.authenticator;
+    try {
+      switch (phase.kind) {
+        case 'password': {
+          const password = reader.cstring();
+          reader.end();
+          const login = authenticator.passwordLogin(phase.user, password, this.client);
+          return login === null ? this.refuse(phase.user) : this.authenticated(login, null);
+        }
+        case 'sasl': {
+          const mechanism = reader.cstring();
+          if (mechanism !== SCRAM_SHA_256) throw new ProtocolViolation(`SASL mechanism ${JSON.stringify(mechanism)} is not offered; use ${SCRAM_SHA_256}`);
+          const length = reader.int32();
+          if (length < 0) throw new ProtocolViolation('the SASLInitialResponse carries no SCRAM client-first-message');
+          const clientFirst = reader.bytes(length).toString('utf8');
+          reader.end();
+          const exchange = ScramExchange.start(clientFirst, phase.verifier);
+          this.phase = { kind: 'sasl-final', user: phase.user, verifier: phase.verifier, exchange };
+          const out = new MessageWriter();
+          out.authenticationSaslData(11, exchange.serverFirst);
+          return [out.take()];
+        }
+        case 'sasl-final': {
+          const serverFinal = phase.exchange.finish(reader.bytes(reader.remaining).toString('utf8'));
+          if (serverFinal === null) return this.refuse(phase.user);
+          // The proof matched; the token must still be there (a revocation meanwhile refuses it).
+          const login = authenticator.scramLogin(phase.user, phase.verifier, this.client);
+          return login === null ? this.refuse(phase.user) : this.authenticated(login, serverFinal);
+        }
+        default:
+          throw new ProtocolViolation('unexpected password message');
       }
+    } catch (error) {
+      if (error instanceof ProtocolViolation) return close(fatal('08P01', error.message));
+      throw error;
     }
-    return undefined;
+  }
+
+  /** A failed authentication: the same FATAL 28P01 whether the user is unknown or the password wrong. */
+  private refuse(user: string): Iterable<Uint8Array> {
+    this.dead = true;
+    return close(fatal('28P01', this.server.authenticator.refuse(user, this.client), AUTHENTICATION_HINT));
+  }
+
+  /** Authenticated: the session, and what PostgreSQL sends up to the first ReadyForQuery. */
+  private authenticated(login: PgLogin, serverFinal: string | null): Iterable<Uint8Array> {
+    if (this.startupTimer) clearTimeout(this.startupTimer);
+    const params = this.startupParams;
+    const session = new PgSession({
+      engine: this.options.engine,
+      processId: this.server.allocateProcessId(),
+      login,
+      user: login.user,
+      // libpq's default database is the user name.
+      database: params.database ?? login.user,
+      startup: params,
+      limits: this.options.sessionLimits ?? DEFAULT_SESSION_LIMITS,
+      log: this.options.log,
+    });
+    this.phase = { kind: 'ready', session };
+    const { processId, secret } = this.server.register(session);
+    const out = new MessageWriter();
+    if (serverFinal !== null) out.authenticationSaslData(12, serverFinal);
+    out.authenticationOk();
+    for (const [name, value] of session.startupParameters()) out.parameterStatus(name, value);
+    out.backendKeyData(processId, secret);
+    out.readyForQuery('I');
+    return [out.take()];
   }
 }
 
@@ -375,9 +491,8 @@ export class FrameGuard {
   constructor(
     private readonly maxMessageBytes: number,
     /**
-     * With TLS, an SSLRequest is answered 'S' and the bytes after it are encrypted: the guard stops there, and
-     * the upgraded stream is bounded by pg-gateway alone. (The security issue, which enables TLS, is to move
-     * the guard onto the decrypted stream.)
+     * With TLS, an SSLRequest is answered 'S' and the bytes after it are encrypted: this guard stops there,
+     * and a fresh one reads the decrypted stream.
      */
     private readonly tls: boolean,
   ) {}
@@ -424,15 +539,20 @@ export class FrameGuard {
   }
 }
 
-/** The names and values of a start-up packet: NUL-terminated strings, pairs, ending with an empty name. */
-function validStartupParameters(body: Buffer): boolean {
+/**
+ * The names and values of a start-up packet (NUL-terminated strings, pairs, ending with an empty name), or
+ * null when it is not well-formed. A map without a prototype: the names are the client's.
+ */
+function readStartupParameters(body: Buffer): Record<string, string> | null {
+  const params = Object.create(null) as Record<string, string>;
   let at = 0;
   for (let pairs = 0; ; pairs++) {
     const end = body.indexOf(0, at);
-    if (end === -1) return false;
-    if (end === at) return at + 1 === body.length; // the terminating empty name
+    if (end === -1) return null;
+    if (end === at) return at + 1 === body.length ? params : null; // the terminating empty name
     const valueEnd = body.indexOf(0, end + 1);
-    if (valueEnd === -1 || pairs > 1000) return false;
+    if (valueEnd === -1 || pairs > 1000) return null;
+    params[body.toString('utf8', at, end)] = body.toString('utf8', end + 1, valueEnd);
     at = valueEnd + 1;
   }
 }
@@ -461,13 +581,9 @@ function close(bytes?: Uint8Array): Iterable<Uint8Array> {
   return [...(bytes ? [bytes] : []), closeSignal as unknown as Uint8Array];
 }
 
-function fatalBytes(code: string, message: string): Buffer {
-  return fatal(code, message);
-}
-
-function fatal(code: string, message: string): Buffer {
+function fatal(code: string, message: string, hint?: string): Buffer {
   const out = new MessageWriter();
-  out.error({ severity: 'FATAL', code, message });
+  out.error({ severity: 'FATAL', code, message, hint });
   return out.take();
 }
 

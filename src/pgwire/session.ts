@@ -6,14 +6,19 @@
  * locks. Answers are packed into one buffer and written at Sync, Flush, the end of a simple Query, or every
  * {@link FLUSH_BYTES} while rows stream; the socket's backpressure holds the query while the client reads.
  *
+ * Every query runs as the connection's login: {@link PgLogin.check} first (a revoked token, the rate limit),
+ * then the SQL engine hands what the query reads to {@link PgLogin.authorize} before it runs (the table-level
+ * policies of `POST /v1/sql`); catalog queries list only the tables the login may query.
+ *
  * Errors follow PostgreSQL: an error in the extended protocol discards messages up to the next Sync; an error
  * inside an explicit transaction block leaves it failed ('E') until ROLLBACK; a message that breaks the
  * protocol (malformed, out of order, of unknown type) ends the connection with a FATAL ErrorResponse.
  */
-import type { SqlEngine, SqlRow, SqlStream } from '../sql/index.js';
-import { rewriteStatement, type CatalogSession } from './catalog.js';
+import type { QueryReads, SqlEngine, SqlRow, SqlStream } from '../sql/index.js';
+import type { PgLogin } from './auth.js';
+import { needsTableList, rewriteStatement, type CatalogSession } from './catalog.js';
 import { classify, type Command, type TransactionAction } from './commands.js';
-import { errorFields, isExpected, PgError, QueryCancelledError } from './errors.js';
+import { errorFields, isExpected, isRefusal, PgError, QueryCancelledError } from './errors.js';
 import { literalTokens, nullLiteral, parameterLiteral } from './parameters.js';
 import {
   formatAt,
@@ -33,6 +38,11 @@ import { encodeBinary, encodeText, OID, oidOfTypeName, pgTypeOf, type PgType } f
 /** Bytes of answer gathered before they are written, while rows stream. */
 const FLUSH_BYTES = 64 * 1024;
 
+/** Strata's tables, as the engine has them (all in DuckDB's main schema): what a catalog may list. */
+const TABLE_LIST_SQL =
+  "SELECT view_name AS name FROM duckdb_views() WHERE NOT internal AND database_name = current_database() AND schema_name = 'main' " +
+  "UNION ALL SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main'";
+
 /** Bounds per connection, so that one client cannot hold unbounded state. */
 export interface SessionLimits {
   /** Named prepared statements kept at once. */
@@ -46,6 +56,8 @@ export const DEFAULT_SESSION_LIMITS: SessionLimits = { maxStatements: 1000, maxP
 export interface SessionOptions {
   readonly engine: SqlEngine;
   readonly processId: number;
+  /** Who the connection logged in as: its queries are authorized as this login. */
+  readonly login: PgLogin;
   readonly user: string;
   readonly database: string;
   /** Parameters of the start-up packet (application_name, DateStyle...). */
@@ -101,11 +113,11 @@ class Portal {
     return this.stream !== null;
   }
 
-  /** Starts the query (if not yet) and answers its columns. */
-  async start(engine: SqlEngine): Promise<FieldDescription[]> {
+  /** Starts the query (if not yet) with `query`, the session's way to run one, and answers its columns. */
+  async start(query: (sql: string, signal: AbortSignal) => Promise<SqlStream>): Promise<FieldDescription[]> {
     if (this.fields) return this.fields;
     if (this.sql === null) throw new Error('only a query portal starts a query');
-    this.stream = await engine.query(this.sql, { signal: this.controller.signal });
+    this.stream = await query(this.sql, this.controller.signal);
     this.batches = this.stream.batches[Symbol.asyncIterator]();
     const columns = this.stream.columns;
     if (this.resultFormats.length > 1 && this.resultFormats.length !== columns.length) {
@@ -190,10 +202,21 @@ export class PgSession {
   /** What runs now, if anything: what a CancelRequest stops. */
   private running: { readonly controller: AbortController } | null = null;
   private closed = false;
+  /** The tables catalog queries list: null for all; else loaded before each statement that lists tables. */
+  private visible: readonly string[] | null;
+  /** Runs a user's query as the login (every query of the session goes through here). */
+  private readonly query: (sql: string, signal: AbortSignal) => Promise<SqlStream>;
 
   constructor(private readonly options: SessionOptions) {
     this.processId = options.processId;
     this.engine = options.engine;
+    const login = options.login;
+    const authorize = login.authorize;
+    this.query = (sql, signal) => {
+      login.check();
+      return this.engine.query(sql, { signal, ...(authorize ? { authorize: (reads: QueryReads) => authorize(reads) } : {}) });
+    };
+    this.visible = login.visible === null ? null : [];
     this.limits = options.limits ?? DEFAULT_SESSION_LIMITS;
     this.settings = new SessionSettings(options.user, options.startup);
     const settings = this.settings;
@@ -204,6 +227,7 @@ export class PgSession {
       setting: (name) => settings.get(name),
       settings: () => settings.all(),
       setSetting: (name, value) => void settings.set(name, value),
+      visibleTables: () => this.visible,
     };
   }
 
@@ -315,6 +339,7 @@ export class PgSession {
       const statement: PreparedStatement = { name: '', tokens, command: classify(tokens), paramTypes: [] };
       try {
         if (parameterCount(tokens) > 0) throw new PgError('42P02', 'there is no parameter $1: a simple query takes no parameters');
+        await this.loadVisibleTables(tokens);
         yield* this.run(statement, this.createPortal('', statement, [], []), 0, true);
       } catch (error) {
         this.reportError(error);
@@ -370,7 +395,7 @@ export class PgSession {
     this.out.parseComplete();
   }
 
-  private bind(reader: MessageReader): void {
+  private async bind(reader: MessageReader): Promise<void> {
     const bind = readBind(reader);
     const statement = this.statements.get(bind.statement);
     if (!statement) throw new PgError('26000', `prepared statement "${bind.statement}" does not exist`);
@@ -383,6 +408,7 @@ export class PgSession {
     }
     if (bind.portal !== '' && this.portals.has(bind.portal)) throw new PgError('42P03', `portal "${bind.portal}" already exists`);
     const literals = bind.params.map((value, i) => parameterLiteral(value, formatAt(bind.paramFormats, i), statement.paramTypes[i]!, i + 1));
+    await this.loadVisibleTables(statement.tokens);
     this.createPortal(bind.portal, statement, literals, bind.resultFormats);
     this.out.bindComplete();
   }
@@ -447,6 +473,18 @@ export class PgSession {
     return portal;
   }
 
+  /**
+   * Before a statement whose catalog rewrite lists tables: the tables this login may see, of those the engine
+   * has. A login that sees every table skips it.
+   */
+  private async loadVisibleTables(tokens: readonly Token[]): Promise<void> {
+    const visible = this.options.login.visible;
+    if (visible === null || !needsTableList(tokens)) return;
+    // Strata's own question, not the user's: it needs no authorization, and lists names only.
+    const answer = await this.engine.queryAll(TABLE_LIST_SQL);
+    this.visible = answer.rows.map((row) => String(row.name)).filter(visible);
+  }
+
   /** The statement as the SQL engine runs it: parameters as literals, then the catalog rewrite. */
   private queryText(tokens: readonly Token[], literals: readonly string[]): string {
     const bound: Token[] = [];
@@ -467,7 +505,7 @@ export class PgSession {
     const command = portal.statement.command;
     if (command.kind === 'show' && this.isSetting(command.name)) return this.showFields(command.name);
     if (command.kind !== 'query' && command.kind !== 'show') return null;
-    return this.track(portal, () => portal.start(this.engine));
+    return this.track(portal, () => portal.start(this.query));
   }
 
   /**
@@ -480,6 +518,7 @@ export class PgSession {
     const command = statement.command;
     if (command.kind === 'show' && this.isSetting(command.name)) return this.showFields(command.name);
     if (command.kind !== 'query' && command.kind !== 'show') return null;
+    await this.loadVisibleTables(statement.tokens);
     const sql = this.queryText(
       statement.tokens,
       statement.paramTypes.map((oid) => nullLiteral(oid)),
@@ -489,10 +528,11 @@ export class PgSession {
     const stream = await this.track(describing, async () => {
       const signal = describing.controller.signal;
       try {
-        return await this.engine.query(`SELECT * FROM (\n${sql}\n) AS strata_describe LIMIT 0`, { signal });
+        return await this.query(`SELECT * FROM (\n${sql}\n) AS strata_describe LIMIT 0`, signal);
       } catch (error) {
-        if (signal.aborted) throw error;
-        return this.engine.query(sql, { signal });
+        // Refused is refused: the query itself would be too.
+        if (signal.aborted || isRefusal(error)) throw error;
+        return this.query(sql, signal);
       }
     });
     stream.close();
@@ -516,7 +556,7 @@ export class PgSession {
         return;
       }
       try {
-        const fields = await this.track(portal, () => portal.start(this.engine));
+        const fields = await this.track(portal, () => portal.start(this.query));
         if (simple) this.out.rowDescription(fields);
         const ended = yield* this.trackStream(portal, portal.execute(this.out, maxRows));
         if (ended === 'suspended') this.out.portalSuspended();

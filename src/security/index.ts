@@ -4,7 +4,8 @@
  * {@link Security.authenticate} or {@link Security.verifyToken}, then {@link Security.authorize}.
  *
  * Not here yet: encryption at rest (the master key, envelope data keys, and the server key that will hold
- * SigV4 secrets for the Kinesis API's tokens) comes with its own issue; tokens stay hash-only until then.
+ * SigV4 secrets for the Kinesis API's tokens) comes with its own issue; until then a token is kept only as
+ * salted or unsalted hashes: its SHA-256 (HTTP) and its SCRAM-SHA-256 verifier (the PostgreSQL listener).
  */
 export { Security, type AccessContext, type AdminBootstrap, type SecurityOptions } from './security.js';
 export { ForbiddenError, RateLimitedError, UnauthorizedError } from './errors.js';
@@ -12,3 +13,4 @@ export { Policies, type Action, type Resource } from './policies.js';
 export { ADMIN_TOKEN_NAME, hashToken, newToken, type Principal, type TokenInfo } from './tokens.js';
 export { AUDIT_TABLE } from './audit.js';
 export { tableResource } from './resources.js';
+export { deriveScramVerifier, formatScramVerifier, parseScramVerifier, SCRAM_ITERATIONS, type ScramVerifier } from './scram.js';

@@ -7,6 +7,7 @@ import { ForbiddenError, RateLimitedError, UnauthorizedError } from './errors.js
 import { Policies, type Action, type Resource } from './policies.js';
 import { RateLimiter } from './rate-limit.js';
 import { tableResource } from './resources.js';
+import type { ScramVerifier } from './scram.js';
 import { Sessions } from './sessions.js';
 import { ADMIN_TOKEN_NAME, MIN_ADMIN_TOKEN_LENGTH, TokenRegistry, type Principal, type TokenInfo } from './tokens.js';
 
@@ -107,6 +108,32 @@ export class Security {
   verifyToken(name: string, token: string): Principal | null {
     const principal = this.tokens.authenticate(token);
     return principal !== null && principal.name === name ? principal : null;
+  }
+
+  /**
+   * The SCRAM-SHA-256 verifier of the token named `name` (the PostgreSQL listener's user), or null when there
+   * is no such token or it was made before verifiers were kept (see {@link hasToken}).
+   */
+  scramVerifier(name: string): ScramVerifier | null {
+    return this.tokens.scramVerifier(name);
+  }
+
+  /**
+   * The principal of a PostgreSQL login whose SCRAM proof matched `verifier`, or null when the token named
+   * `name` no longer holds it (revoked while the exchange ran).
+   */
+  scramPrincipal(name: string, verifier: ScramVerifier): Principal | null {
+    return this.tokens.scramPrincipal(name, verifier);
+  }
+
+  /** Whether a token of this name exists. */
+  hasToken(name: string): boolean {
+    return this.tokens.has(name);
+  }
+
+  /** Whether the principal's token is still valid: a connection that outlives its token's revocation asks before each query. */
+  isLive(principal: Principal): boolean {
+    return this.tokens.byTokenHash(principal.hash) !== null;
   }
 
   /** The principal of a console session, or null once it expired or its token was revoked. */

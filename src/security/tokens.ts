@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ADMIN_POLICY } from '../config/index.js';
 import type { SecurityStore, StoredToken } from '../catalog/index.js';
+import { deriveScramVerifier, formatScramVerifier, parseScramVerifier, type ScramVerifier } from './scram.js';
 
 /** Who a request acts as: a token's name and policies. Never the token itself. */
 export interface Principal {
@@ -31,6 +32,8 @@ export function hashToken(token: string): string {
 interface Entry {
   readonly principal: Principal;
   readonly digest: Buffer;
+  /** The SCRAM-SHA-256 verifier the PostgreSQL listener checks; null for a stored token made before verifiers were kept. */
+  readonly scram: ScramVerifier | null;
   readonly createdAt: string | null;
   /** False for the token from STRATA_ADMIN_TOKEN, which lives in the environment only. */
   readonly stored: boolean;
@@ -53,13 +56,16 @@ const NO_DIGEST = Buffer.alloc(32);
 
 /**
  * The live tokens, by hash, in memory: authentication is a SHA-256 and a map lookup, never a catalog read, so
- * ingest's hot path does not touch SQLite. Creating and revoking write the catalog first, then the map, so a
- * revoked token fails on the very next request. Last-used times are kept in memory and written at most once a
- * {@link flushLastUsed} (every minute, and at close).
+ * ingest's hot path does not touch SQLite. Each token's SCRAM-SHA-256 verifier is held beside its hash, for
+ * the PostgreSQL listener. Creating and revoking write the catalog first, then the map, so a revoked token
+ * fails on the very next request (and a new connection with it, at once). Last-used times are kept in memory
+ * and written at most once a {@link flushLastUsed} (every minute, and at close).
  */
 export class TokenRegistry {
   private readonly byHash = new Map<string, Entry>();
   private readonly byName = new Map<string, Entry>();
+  /** The token from STRATA_ADMIN_TOKEN, when it is one of its own (not also stored). */
+  private environment: Entry | null = null;
 
   private constructor(
     private readonly store: SecurityStore,
@@ -78,12 +84,15 @@ export class TokenRegistry {
         const entry: Entry = {
           principal: { name: ADMIN_TOKEN_NAME, policies: [ADMIN_POLICY], admin: true, hash },
           digest: Buffer.from(hash, 'hex'),
+          // Derived at every start and held in memory only, as the token's hash is.
+          scram: await deriveScramVerifier(adminToken),
           createdAt: null,
           stored: false,
           lastUsedMs: null,
           persistedMs: null,
         };
         registry.byHash.set(hash, entry);
+        registry.environment = entry;
         if (!registry.byName.has(ADMIN_TOKEN_NAME)) registry.byName.set(ADMIN_TOKEN_NAME, entry);
       }
     }
@@ -95,6 +104,7 @@ export class TokenRegistry {
     const entry: Entry = {
       principal: { name: token.name, policies: token.policies, admin: token.policies.includes(ADMIN_POLICY), hash: token.hash },
       digest: Buffer.from(token.hash, 'hex'),
+      scram: parseScramVerifier(token.scram),
       createdAt: token.createdAt,
       stored: true,
       lastUsedMs,
@@ -132,10 +142,42 @@ export class TokenRegistry {
     return this.byName.has(name);
   }
 
-  /** Makes a token: answers its text, which is never kept (only its hash is). */
+  /**
+   * The token a SCRAM login as `name` is checked against. The environment's admin token comes first: a stored
+   * token of the same name is the one a first start printed, and STRATA_ADMIN_TOKEN is how an operator who
+   * lost it gets back in (while it is set, the stored one logs in over HTTP only).
+   */
+  private scramEntry(name: string): Entry | undefined {
+    return this.environment?.principal.name === name ? this.environment : this.byName.get(name);
+  }
+
+  /** The SCRAM-SHA-256 verifier of the token named `name`; null when there is none, or it has no verifier. */
+  scramVerifier(name: string): ScramVerifier | null {
+    return this.scramEntry(name)?.scram ?? null;
+  }
+
+  /**
+   * The principal of a SCRAM login whose proof matched `verifier`: null unless the token named `name` still
+   * holds that very verifier (revoked, or revoked and made again, since the exchange began: refused).
+   */
+  scramPrincipal(name: string, verifier: ScramVerifier): Principal | null {
+    const entry = this.scramEntry(name);
+    if (entry === undefined || entry.scram !== verifier) return null;
+    entry.lastUsedMs = this.now();
+    return entry.principal;
+  }
+
+  /** Makes a token: answers its text, which is never kept (only its hash and SCRAM verifier are). */
   async create(name: string, policies: readonly string[]): Promise<string> {
     const token = newToken();
-    const stored: StoredToken = { name, hash: hashToken(token), policies: [...policies], createdAt: new Date(this.now()).toISOString(), lastUsedAt: null };
+    const stored: StoredToken = {
+      name,
+      hash: hashToken(token),
+      policies: [...policies],
+      createdAt: new Date(this.now()).toISOString(),
+      lastUsedAt: null,
+      scram: formatScramVerifier(await deriveScramVerifier(token)),
+    };
     await this.store.addToken(stored);
     this.add(stored, true);
     return token;

@@ -44,19 +44,9 @@ describe('the query protocol follows PostgreSQL', () => {
   beforeAll(async () => {
     dir = await tempDir();
     server = await startWithPg(dir);
-    const connection = await WireClient.connect(server.pgPort);
-    connection.write(
-      Buffer.concat([
-        (() => {
-          const body = Buffer.concat([Buffer.from([0, 3, 0, 0]), cstring('user'), cstring('admin'), cstring('application_name'), cstring('vitest'), Buffer.from([0])]);
-          const length = Buffer.alloc(4);
-          length.writeInt32BE(body.length + 4);
-          return Buffer.concat([length, body]);
-        })(),
-      ]),
-    );
-    startup = await connection.readUntil('Z');
-    client = connection;
+    const connection = await WireClient.startup(server.pgPort, { user: 'admin', application_name: 'vitest' });
+    startup = connection.messages;
+    client = connection.client;
   });
 
   afterAll(async () => {
@@ -88,7 +78,11 @@ describe('the query protocol follows PostgreSQL', () => {
       application_name: 'vitest',
     });
     expect(parameters.server_version).toMatch(/^15\.\d+/);
-    expect(startup[0]!.type).toBe('R'); // AuthenticationOk
+    // AuthenticationSASLFinal, then AuthenticationOk.
+    expect(startup.slice(0, 2).map((m) => [m.type, m.body.readInt32BE(0)])).toEqual([
+      ['R', 12],
+      ['R', 0],
+    ]);
     expect(startup.slice(-2).map((m) => m.type)).toEqual(['K', 'Z']);
     expect(startup[startup.length - 1]!.body.toString()).toBe('I');
   });

@@ -1,22 +1,23 @@
 /**
  * Shared set-up for the PostgreSQL protocol tests: Strata in this process with its PostgreSQL listener on a
- * port the system picks, and click events ingested over HTTP (with the admin token, which the HTTP API may
- * require).
+ * port the system picks (logins are Strata's tokens: user `admin` with the test admin token), and click events
+ * ingested over HTTP.
  */
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import pg from 'pg';
+import { ADMIN_AUTH, TEST_ADMIN_TOKEN } from '../fixtures/auth.js';
 import { clicksConfig, startInProcess, waitForDelivery, type RunningStrata } from '../fixtures/strata.js';
 import type { PgServerOptions } from '../../src/pgwire/index.js';
-
-/** The token the tests' Strata accepts as admin over HTTP (the security layer reads STRATA_ADMIN_TOKEN). */
-export const ADMIN_TOKEN = 'pgwire-test-admin-token-0123456789';
 
 /** A view over the clicks stream, so that `page_minute`, `page_minute__batch` and `page_minute__speed` exist. */
 export const PAGE_MINUTE =
   "SELECT page, time_bucket(INTERVAL '1 minute', ts) AS minute, count(*) AS views, sum(amount) AS revenue FROM clicks GROUP BY page, minute";
 
 export async function startWithPg(dir: string, pg: Partial<Omit<PgServerOptions, 'engine'>> = {}): Promise<RunningStrata & { pgPort: number }> {
-  process.env.STRATA_ADMIN_TOKEN ??= ADMIN_TOKEN;
   const server = await startInProcess(clicksConfig({ views: { page_minute: PAGE_MINUTE } }), dir, { pg });
   return Object.assign(server, { pgPort: server.pg!.address.port });
 }
@@ -36,7 +37,7 @@ export function clickEvents(count: number): Record<string, unknown>[] {
 export async function ingest(server: RunningStrata, events: Record<string, unknown>[]): Promise<void> {
   const response = await fetch(`${server.url}/v1/streams/clicks/records`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${process.env.STRATA_ADMIN_TOKEN ?? ADMIN_TOKEN}` },
+    headers: { 'content-type': 'application/json', ...ADMIN_AUTH },
     body: JSON.stringify(events),
   });
   if (response.status !== 200) throw new Error(`ingest answered ${response.status}: ${await response.text()}`);
@@ -45,9 +46,9 @@ export async function ingest(server: RunningStrata, events: Record<string, unkno
   await waitForDelivery(server);
 }
 
-/** A connected `pg` client (closed by the caller). */
+/** A connected `pg` client (closed by the caller), as user `admin` with the test admin token unless told otherwise. */
 export async function pgClient(port: number, options: Partial<pg.ClientConfig> = {}): Promise<pg.Client> {
-  const client = new pg.Client({ host: '127.0.0.1', port, user: 'admin', database: 'strata', ...options });
+  const client = new pg.Client({ host: '127.0.0.1', port, user: 'admin', password: TEST_ADMIN_TOKEN, database: 'strata', ...options });
   await client.connect();
   return client;
 }
@@ -73,4 +74,19 @@ export function freePort(): Promise<number> {
       probe.close(() => (port > 0 ? resolve(port) : reject(new Error('no free port'))));
     });
   });
+}
+
+/** Where the TLS tests find OpenSSL (Debian's). */
+export const OPENSSL = '/usr/bin/openssl';
+
+/** A self-signed certificate for 127.0.0.1 and localhost, made in `dir` with OpenSSL: its paths and the certificate. */
+export async function makeCertificate(dir: string): Promise<{ certPath: string; keyPath: string; cert: Buffer; key: Buffer }> {
+  const certPath = join(dir, 'cert.pem');
+  const keyPath = join(dir, 'key.pem');
+  await promisify(execFile)(OPENSSL, [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-keyout', keyPath, '-out', certPath,
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+  ]);
+  return { certPath, keyPath, cert: await readFile(certPath), key: await readFile(keyPath) };
 }

@@ -2,19 +2,22 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminTokenAuthenticator, PgServer } from '../../src/pgwire/index.js';
+import { TEST_ADMIN_TOKEN } from '../fixtures/auth.js';
 import { removeDir, tempDir, type RunningStrata } from '../fixtures/strata.js';
 import { clickEvents, ingest, startWithPg } from './helpers.js';
 
 const run = promisify(execFile);
 const PSQL = '/usr/bin/psql';
 
-/** Runs Debian's psql against `port` (no psqlrc, no password file), answering its output. */
-async function psql(port: number, args: string[], password?: string): Promise<{ stdout: string; stderr: string }> {
+/**
+ * Runs Debian's psql against `port` (no psqlrc, no password file) as user `admin` with PGPASSWORD `password`
+ * (default: the test admin token; null for none), answering its output.
+ */
+async function psql(port: number, args: string[], password: string | null = TEST_ADMIN_TOKEN): Promise<{ stdout: string; stderr: string }> {
   // No ~/.pgpass either: a password file that does not exist.
   const env: NodeJS.ProcessEnv = { ...process.env, PGPASSFILE: '/nonexistent/strata-test-pgpass', PGCONNECT_TIMEOUT: '10', PGSSLMODE: 'prefer' };
   delete env.PGPASSWORD;
-  if (password !== undefined) env.PGPASSWORD = password;
+  if (password !== null) env.PGPASSWORD = password;
   return run(PSQL, ['-X', '-h', '127.0.0.1', '-p', String(port), '-U', 'admin', '-d', 'strata', ...args], { env, timeout: 30_000 });
 }
 
@@ -82,19 +85,13 @@ describe('psql, as Debian ships it, queries and describes Strata', () => {
     expect((failed as { stderr: string }).stderr).toContain('42501');
   });
 
-  it('authenticates with SCRAM-SHA-256 against the admin token, and refuses a wrong password', async () => {
-    const token = 'psql-test-token-0123456789abcdef';
-    const scram = await PgServer.listen({ engine: server.strata.sql, host: '127.0.0.1', port: 0, authenticator: await adminTokenAuthenticator(token) });
-    try {
-      const ok = await psql(scram.address.port, ['-A', '-t', '-c', 'SELECT count(*) FROM clicks'], token);
-      expect(ok.stdout.trim()).toBe('30');
-      const wrong = await psql(scram.address.port, ['-c', 'SELECT 1'], 'not-the-token').catch((error: { stderr: string; code: number }) => error);
-      expect(wrong).toMatchObject({ code: 2 });
-      expect((wrong as { stderr: string }).stderr).toContain('password authentication failed for user "admin"');
-      const none = await psql(scram.address.port, ['-w', '-c', 'SELECT 1']).catch((error: { stderr: string; code: number }) => error);
-      expect(none).toMatchObject({ code: 2 });
-    } finally {
-      await scram.close();
-    }
+  it('logs in as the admin token by SCRAM-SHA-256 with PGPASSWORD, and refuses a wrong password or none', async () => {
+    const ok = await psql(server.pgPort, ['-A', '-t', '-c', 'SELECT count(*) FROM clicks']);
+    expect(ok.stdout.trim()).toBe('30');
+    const wrong = await psql(server.pgPort, ['-c', 'SELECT 1'], 'not-the-token').catch((error: { stderr: string; code: number }) => error);
+    expect(wrong).toMatchObject({ code: 2 });
+    expect((wrong as { stderr: string }).stderr).toContain('password authentication failed for user "admin"');
+    const none = await psql(server.pgPort, ['-w', '-c', 'SELECT 1'], null).catch((error: { stderr: string; code: number }) => error);
+    expect(none).toMatchObject({ code: 2 });
   });
 });

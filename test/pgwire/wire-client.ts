@@ -3,7 +3,10 @@
  * reads backend messages as they arrive, with nothing in between that could hide what the server did. (The
  * `pg` client cannot do this, and it reads binary values as UTF-8 text, which loses bytes.)
  */
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
+import { connect as connectTls, type TLSSocket } from 'node:tls';
+import { TEST_ADMIN_TOKEN } from '../fixtures/auth.js';
 
 /** One backend message: its type character and body. */
 export interface BackendMessage {
@@ -17,7 +20,7 @@ export class WireClient {
   private waiters: (() => void)[] = [];
   private ended = false;
 
-  private constructor(readonly socket: Socket) {
+  private constructor(readonly socket: Socket | TLSSocket) {
     socket.on('data', (chunk: Buffer) => {
       this.buffer = Buffer.concat([this.buffer, chunk]);
       this.split();
@@ -39,14 +42,95 @@ export class WireClient {
     return new WireClient(socket);
   }
 
-  /** Connects and completes start-up (trust authentication), answering the BackendKeyData. */
-  static async startup(port: number, params: Record<string, string> = { user: 'admin', database: 'strata' }): Promise<{ client: WireClient; processId: number; secret: number }> {
-    const client = await WireClient.connect(port);
-    client.write(startupMessage(params));
-    const messages = await client.readUntil('Z');
+  /**
+   * Connects with TLS: SSLRequest, the server's 'S', then a TLS handshake trusting only `ca`. Answers the
+   * client over the TLS socket.
+   */
+  static async connectTls(port: number, ca: Buffer): Promise<WireClient> {
+    const socket = connect({ host: '127.0.0.1', port });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    socket.write(Buffer.concat([int32(8), int32(80877103)]));
+    const answer = await new Promise<Buffer>((resolve) => socket.once('data', resolve));
+    if (answer.toString() !== 'S') throw new Error(`SSLRequest answered ${JSON.stringify(answer.toString())}`);
+    const secure = connectTls({ socket, ca, servername: 'localhost' });
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve);
+      secure.once('error', reject);
+    });
+    return new WireClient(secure);
+  }
+
+  /**
+   * Connects and completes start-up, logging in as `params.user` with `password` (default: the test admin
+   * token) by whatever the server asks for (SCRAM-SHA-256, or a password over TLS). Answers the messages from
+   * the end of authentication to ReadyForQuery, and the BackendKeyData's process ID and secret.
+   */
+  static async startup(
+    port: number,
+    params: Record<string, string> = { user: 'admin', database: 'strata' },
+    password = TEST_ADMIN_TOKEN,
+    client?: WireClient,
+  ): Promise<{ client: WireClient; processId: number; secret: number; messages: BackendMessage[] }> {
+    const connection = client ?? (await WireClient.connect(port));
+    connection.write(startupMessage(params));
+    const messages = await connection.authenticate(password);
     const key = messages.find((message) => message.type === 'K');
     if (!key) throw new Error(`no BackendKeyData in ${messages.map((m) => m.type).join('')}`);
-    return { client, processId: key.body.readInt32BE(0), secret: key.body.readInt32BE(4) };
+    return { client: connection, processId: key.body.readInt32BE(0), secret: key.body.readInt32BE(4), messages };
+  }
+
+  /**
+   * Answers the server's authentication request (after the start-up packet) with `password`: SCRAM-SHA-256
+   * as libpq does it, or a password message. Answers the messages up to ReadyForQuery; throws with the
+   * ErrorResponse's fields when the server refuses.
+   */
+  async authenticate(password: string): Promise<BackendMessage[]> {
+    const request = await this.readAuthentication();
+    const code = request.body.readInt32BE(0);
+    if (code === 3) {
+      this.write(message('p', cstring(password)));
+    } else if (code === 10) {
+      const clientFirstBare = `n=,r=${randomBytes(18).toString('base64')}`;
+      const clientFirst = Buffer.from(`n,,${clientFirstBare}`);
+      this.write(message('p', cstring('SCRAM-SHA-256'), int32(clientFirst.length), clientFirst));
+      const serverFirstMessage = await this.readAuthentication();
+      const serverFirst = serverFirstMessage.body.subarray(4).toString();
+      const attributes = Object.fromEntries(serverFirst.split(',').map((part) => [part[0], part.slice(2)]));
+      const salted = pbkdf2Sync(password, Buffer.from(attributes.s!, 'base64'), Number(attributes.i), 32, 'sha256');
+      const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+      const storedKey = createHash('sha256').update(clientKey).digest();
+      const withoutProof = `c=biws,r=${attributes.r}`;
+      const signature = createHmac('sha256', storedKey).update(`${clientFirstBare},${serverFirst},${withoutProof}`).digest();
+      const proof = Buffer.from(clientKey.map((byte, i) => byte ^ signature[i]!));
+      this.write(message('p', Buffer.from(`${withoutProof},p=${proof.toString('base64')}`)));
+    } else if (code !== 0) {
+      throw new Error(`unexpected authentication request ${code}`);
+    }
+    const messages = await this.readUntilOrError('Z');
+    return code === 0 ? [request, ...messages] : messages;
+  }
+
+  /** The next Authentication message; throws with the server's error when it sends one instead. */
+  private async readAuthentication(): Promise<BackendMessage> {
+    const messages = await this.readUntilOrError('R');
+    return messages[messages.length - 1]!;
+  }
+
+  /** {@link readUntil}, throwing the fields of an ErrorResponse that comes first (as an Error with `fields`). */
+  private async readUntilOrError(type: string): Promise<BackendMessage[]> {
+    const out: BackendMessage[] = [];
+    for (;;) {
+      const [next] = await this.readUntil(type, 10_000, true);
+      out.push(next!);
+      if (next!.type === 'E') {
+        const fields = errorOf(next!.body);
+        throw Object.assign(new Error(`${fields.C}: ${fields.M}`), { fields });
+      }
+      if (next!.type === type) return out;
+    }
   }
 
   /** Messages received and not yet read. */
@@ -58,15 +142,18 @@ export class WireClient {
     this.socket.write(bytes);
   }
 
-  /** Reads messages until one of type `type` arrives (included); throws if the connection ends first. */
-  async readUntil(type: string, timeoutMs = 10_000): Promise<BackendMessage[]> {
+  /**
+   * Reads messages until one of type `type` arrives (included); throws if the connection ends first. With
+   * `one`, answers the next message, whatever its type.
+   */
+  async readUntil(type: string, timeoutMs = 10_000, one = false): Promise<BackendMessage[]> {
     const out: BackendMessage[] = [];
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const message = this.queue.shift();
       if (message) {
         out.push(message);
-        if (message.type === type) return out;
+        if (message.type === type || one) return out;
         continue;
       }
       if (this.ended) throw new Error(`connection closed before '${type}'; got ${out.map((m) => m.type).join('')}`);

@@ -129,6 +129,9 @@ const MIGRATIONS = [
      route TEXT,
      client TEXT
    );`,
+  // Each token's SCRAM-SHA-256 verifier (a salted hash, for the PostgreSQL listener); NULL for tokens made
+  // before it was kept, which log in over the wire only by password over TLS until they are made again.
+  `ALTER TABLE tokens ADD COLUMN scram TEXT;`,
 ];
 
 interface ChunkRow {
@@ -460,6 +463,7 @@ export class SqliteCatalog implements Catalog, SecurityStore {
       policies: string;
       created_at: string;
       last_used_at: string | null;
+      scram: string | null;
     }[];
     return rows.map((row) => ({
       name: row.name,
@@ -467,6 +471,7 @@ export class SqliteCatalog implements Catalog, SecurityStore {
       policies: JSON.parse(row.policies) as string[],
       createdAt: row.created_at,
       lastUsedAt: row.last_used_at,
+      scram: row.scram,
     }));
   }
 
@@ -476,8 +481,8 @@ export class SqliteCatalog implements Catalog, SecurityStore {
         throw new TokenExistsError(`a token named "${token.name}" exists already; revoke it first or pick another name`);
       }
       this.db
-        .prepare('INSERT INTO tokens (name, hash, policies, created_at, last_used_at) VALUES (?, ?, ?, ?, ?)')
-        .run(token.name, token.hash, JSON.stringify(token.policies), token.createdAt, token.lastUsedAt);
+        .prepare('INSERT INTO tokens (name, hash, policies, created_at, last_used_at, scram) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(token.name, token.hash, JSON.stringify(token.policies), token.createdAt, token.lastUsedAt, token.scram);
     })();
   }
 
