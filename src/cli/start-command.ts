@@ -29,7 +29,7 @@ export function startCommand(): Command {
     .addHelpText(
       'after',
       '\nExample:\n  strata start --config examples/clickstream/strata.config.json --data ./data --port 7070 --pg-port 5433\n' +
-        '  psql "host=127.0.0.1 port=5433 user=admin" -c "SELECT count(*) FROM clicks"\n' +
+        '  PGPASSWORD=$STRATA_ADMIN_TOKEN psql "host=127.0.0.1 port=5433 user=admin" -c "SELECT count(*) FROM clicks"   # user: a token\'s name, password: the token\n' +
         '  strata start --tls-cert cert.pem --tls-key key.pem   # HTTPS (HTTP/2 and HTTP/1.1)\n' +
         '  STRATA_ADMIN_TOKEN=$(openssl rand -base64 32) strata start   # the admin token from the environment',
     )
