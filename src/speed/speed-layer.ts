@@ -469,9 +469,13 @@ export class SpeedLayer {
     const delay = Math.max(0, lastStart + this.options.config.speed.intervalMs - Date.now());
     this.timer = setTimeout(() => {
       const started = Date.now();
+      const report = (error: unknown) => this.options.log?.(`speed layer: ${(error as Error).message}`);
+      // A version that failed to load (its files already gone with old versions) must not hold up micro-batches:
+      // the step runs on the version held, and the next interval loads the newest one.
       this.tick = this.loadNewVersions()
+        .catch(report)
         .then(() => this.exclusive(() => this.step()))
-        .catch((error: unknown) => this.options.log?.(`speed layer: ${(error as Error).message}`))
+        .catch(report)
         .finally(() => this.schedule(started));
     }, delay);
     this.timer.unref();

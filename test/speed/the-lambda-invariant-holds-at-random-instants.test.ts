@@ -359,7 +359,12 @@ describe.each(VARIANTS)(`the lambda invariant over $name (seed ${SEED}; STRATA_T
           answer = (await response.json()) as ViewAnswer;
           const caughtUp = Object.entries(target).every(([shard, seq]) => Number(answer.provenance.speedSeq[shard] ?? 0) >= seq);
           if (caughtUp) break;
-          if (Date.now() - since > 20_000) throw new Error(`the speed layer did not catch up: ${JSON.stringify(answer.provenance)} vs ${JSON.stringify(target)}`);
+          if (Date.now() - since > 20_000) {
+            throw new Error(
+              `the speed layer did not catch up: ${JSON.stringify(answer.provenance)} vs ${JSON.stringify(target)}; ` +
+                `speed status ${JSON.stringify(server.strata.speed.status())}; Strata said: ${server.logs.slice(-10).join(' | ') || 'nothing'}`,
+            );
+          }
           await sleep(10);
         }
         for (const [shard, seq] of Object.entries(target)) {
