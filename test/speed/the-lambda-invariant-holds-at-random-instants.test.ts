@@ -359,7 +359,8 @@ describe.each(VARIANTS)(`the lambda invariant over $name (seed ${SEED}; STRATA_T
           answer = (await response.json()) as ViewAnswer;
           const caughtUp = Object.entries(target).every(([shard, seq]) => Number(answer.provenance.speedSeq[shard] ?? 0) >= seq);
           if (caughtUp) break;
-          if (Date.now() - since > 20_000) {
+          // A generous bound: on a loaded 2-core CI machine the other test worker may take most of the CPU.
+          if (Date.now() - since > 60_000) {
             throw new Error(
               `the speed layer did not catch up: ${JSON.stringify(answer.provenance)} vs ${JSON.stringify(target)}; ` +
                 `speed status ${JSON.stringify(server.strata.speed.status())}; Strata said: ${server.logs.slice(-10).join(' | ') || 'nothing'}`,
@@ -406,6 +407,6 @@ describe.each(VARIANTS)(`the lambda invariant over $name (seed ${SEED}; STRATA_T
       expect(status.recomputedRanges).toBeGreaterThan(0);
       expect(status.compactions).toBeGreaterThan(0);
     },
-    240_000,
+    420_000,
   );
 });
