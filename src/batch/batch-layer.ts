@@ -7,6 +7,7 @@ import { NotFoundError, StrataError } from '../errors.js';
 import type { ObjectStore } from '../lake/index.js';
 import { FileSchemas } from '../sql/file-schemas.js';
 import { viewQuery } from '../sql/lake-views.js';
+import { DAY_MS, dayOf } from '../util/days.js';
 import { quoteIdent, sqlString } from '../util/duckdb.js';
 import type { RecordSource } from '../transform/index.js';
 import type { ViewDefinition } from '../views/index.js';
@@ -396,13 +397,11 @@ export interface PartitionTask {
   readonly earlier: readonly ChunkInfo[];
 }
 
-const DAY_MS = 86_400_000;
-
 /** The `dt=` partitions (event-time days, `YYYY-MM-DD`) `days` before and after one; none for `__unknown__`. */
 function neighbourDays(partition: string, days: number, direction: -1 | 1): string[] {
   const start = Date.parse(`${partition}T00:00:00Z`);
   if (Number.isNaN(start)) return [];
-  return Array.from({ length: days }, (_, i) => new Date(start + direction * (i + 1) * DAY_MS).toISOString().slice(0, 10));
+  return Array.from({ length: days }, (_, i) => dayOf(start + direction * (i + 1) * DAY_MS));
 }
 
 /** What a view's next version computes and what it reuses. */

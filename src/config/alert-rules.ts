@@ -1,5 +1,5 @@
 import type { AlertDeclared, AlertLayer } from './alerts-schema.js';
-import { DURATION_PATTERN } from './schema.js';
+import { durationMs } from './schema.js';
 
 export { ALERT_LAYERS, type AlertInput, type AlertLayer } from './alerts-schema.js';
 
@@ -33,8 +33,6 @@ export interface AlertConfig {
   readonly notify: AlertNotify;
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
 /** Bounds of each duration an alert declares, so that a typo cannot make a rule wait a year or retry in a spin. */
 const DURATION_BOUNDS = {
   for: { min: 0, max: 7 * 86_400_000, shown: '0 to 7d' },
@@ -60,13 +58,12 @@ export function resolveAlerts(
     if (alert.below === undefined && alert.above === undefined) problems.push(`${at}: give a threshold, below or above`);
     const duration = (key: keyof typeof DURATION_BOUNDS, text: string | undefined): number => {
       if (text === undefined) return 0;
-      const match = DURATION_PATTERN.exec(text);
+      const ms = durationMs(text);
       const bounds = DURATION_BOUNDS[key];
-      if (!match) {
+      if (ms === null) {
         problems.push(`${at}.${key}: expected a duration such as "300ms", "30s" or "2m", got ${JSON.stringify(text)}`);
         return 0;
       }
-      const ms = Number(match[1]) * UNIT_MS[match[2]!]!;
       if (ms < bounds.min || ms > bounds.max) problems.push(`${at}.${key}: ${text} is out of range (${bounds.shown})`);
       return ms;
     };

@@ -3,7 +3,7 @@ import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { configSchema, DURATION_PATTERN, fieldsSchema, NOT_YET_SUPPORTED, type ColumnType, type ConfigInput } from './schema.js';
+import { configSchema, durationMs, fieldsSchema, NOT_YET_SUPPORTED, type ColumnType, type ConfigInput } from './schema.js';
 import { isEmptyTransform, resolveTransform, type TransformRules } from './transform-rules.js';
 import { resolveAlerts, type AlertConfig } from './alert-rules.js';
 import { findInlineSecrets } from './inline-secrets.js';
@@ -132,13 +132,11 @@ export async function loadConfig(path: string): Promise<ProjectConfig> {
   return parseConfig(raw, path);
 }
 
-const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
 /** `"1m"` → 60000. */
 export function parseDuration(text: string): number {
-  const match = DURATION_PATTERN.exec(text);
-  if (!match) throw new ConfigError(`expected a duration such as "30s", "1m" or "1h", got ${JSON.stringify(text)}`);
-  return Number(match[1]) * DURATION_MS[match[2]!]!;
+  const ms = durationMs(text);
+  if (ms === null) throw new ConfigError(`expected a duration such as "30s", "1m" or "1h", got ${JSON.stringify(text)}`);
+  return ms;
 }
 
 /** `{"id": "string", "amount": "double?"}` as field specs, in declaration order. */

@@ -72,6 +72,14 @@ const sqlSchema = z.strictObject({
 /** A duration such as `500ms`, `30s`, `1m`, `2h`: a view's batch schedule. */
 export const DURATION_PATTERN = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 
+const DURATION_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration's milliseconds (`"1m"` → 60000), or null when the text is not a duration. */
+export function durationMs(text: string): number | null {
+  const match = DURATION_PATTERN.exec(text);
+  return match ? Number(match[1]) * DURATION_UNIT_MS[match[2]!]! : null;
+}
+
 /** A view: its SQL, or `{ sql, every }` with a batch schedule. */
 const viewSchema = z.union([
   z.string().min(1),

@@ -1,5 +1,5 @@
-import type { FastifyInstance } from 'fastify';
-import { BatchRunningError, type BatchRunStatus } from '../batch/index.js';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { BatchRunningError, type BatchRequest, type BatchRunStatus } from '../batch/index.js';
 import { NAME_PATTERN } from '../config/index.js';
 import { MalformedInputError, NotFoundError } from '../errors.js';
 import type { Strata } from '../strata.js';
@@ -17,6 +17,16 @@ import type { Grant } from './route-access.js';
  *   "startedAt", "finishedAt", "error"}`; seqs are decimal strings, as offsets are everywhere in the API.
  */
 export function registerBatchRoutes(app: FastifyInstance, strata: Strata): void {
+  /** Starts a run: 202 with `answer(id)`, or 409 with the id of the run already running for those views. */
+  const startRun = (reply: FastifyReply, request: BatchRequest, answer: (id: string) => object) => {
+    try {
+      return reply.code(202).send(answer(strata.batch.start(request).id));
+    } catch (error) {
+      if (error instanceof BatchRunningError) return reply.code(409).send({ id: error.runId, error: { code: error.code, message: error.message } });
+      throw error;
+    }
+  };
+
   // Quarantine replay (`strata quarantine replay STREAM`): the quarantine is the current rules over the master
   // dataset, so replaying is recomputing the stream's views; answers the run and what stays quarantined.
   app.post<{ Params: { stream: string } }>('/v1/streams/:stream/quarantine/replay', async (request, reply) => {
@@ -26,13 +36,7 @@ export function registerBatchRoutes(app: FastifyInstance, strata: Strata): void 
     const views = [...strata.views.values()].filter((view) => view.source === stream.name).map((view) => view.name);
     const status = (await strata.streamStatus()).find((one) => one.name === stream.name)!;
     if (views.length === 0) return reply.code(200).send({ id: null, views, quarantined: status.quarantined ?? 0 });
-    try {
-      const run = strata.batch.start({ views });
-      return reply.code(202).send({ id: run.id, views, quarantined: status.quarantined ?? 0 });
-    } catch (error) {
-      if (error instanceof BatchRunningError) return reply.code(409).send({ id: error.runId, error: { code: error.code, message: error.message } });
-      throw error;
-    }
+    return startRun(reply, { views }, (id) => ({ id, views, quarantined: status.quarantined ?? 0 }));
   });
 
   app.post('/v1/batch/runs', async (request, reply) => {
@@ -52,15 +56,7 @@ export function registerBatchRoutes(app: FastifyInstance, strata: Strata): void 
     const grants = views.map((view): Grant => ['batch', `view:${view}`]);
     authorize(strata.security, request, grants);
     request.auditGrants = grants;
-    try {
-      const run = strata.batch.start({ views: body.views as string[] | undefined, fromScratch: body.fromScratch === true });
-      return reply.code(202).send({ id: run.id });
-    } catch (error) {
-      if (error instanceof BatchRunningError) {
-        return reply.code(409).send({ id: error.runId, error: { code: error.code, message: error.message } });
-      }
-      throw error;
-    }
+    return startRun(reply, { views: body.views as string[] | undefined, fromScratch: body.fromScratch === true }, (id) => ({ id }));
   });
 
   app.get<{ Params: { id: string } }>('/v1/batch/runs/:id', async (request) => {

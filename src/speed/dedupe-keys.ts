@@ -1,8 +1,8 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { DedupePlan, RecordSource } from '../transform/index.js';
+import { DAY_MS, dayOf } from '../util/days.js';
 import { quoteIdent } from '../util/duckdb.js';
 
-const DAY_MS = 86_400_000;
 /** Covered keys this far (beyond the window) behind the newest event time leave memory; a late copy reloads them. */
 const KEEP_BEHIND_MS = DAY_MS;
 
@@ -131,7 +131,7 @@ export class DedupeKeys {
 
   private async loadDays(fromMs: number, toMs: number): Promise<void> {
     for (let day = Math.floor(fromMs / DAY_MS) * DAY_MS; day <= toMs; day += DAY_MS) {
-      const name = new Date(day).toISOString().slice(0, 10);
+      const name = dayOf(day);
       if (this.loadedDays.has(name)) continue;
       const sql = await this.coveredDay(name);
       if (sql !== null) {
@@ -149,7 +149,7 @@ export class DedupeKeys {
   private async evict(): Promise<void> {
     if (!Number.isFinite(this.newest)) return;
     const horizon = this.newest - this.plan.withinMs - KEEP_BEHIND_MS;
-    const horizonDay = new Date(Math.floor(horizon / DAY_MS) * DAY_MS).toISOString().slice(0, 10);
+    const horizonDay = dayOf(horizon);
     // Whole days only, so that a day is either loaded whole or not at all.
     await this.connection.run(`DELETE FROM ${this.table} WHERE "__covered" AND strftime("__ts", '%Y-%m-%d') < '${horizonDay}'`);
     for (const day of this.loadedDays) if (day < horizonDay) this.loadedDays.delete(day);

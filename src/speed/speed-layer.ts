@@ -299,7 +299,7 @@ export class SpeedLayer {
       if (this.closed) throw new Error('the speed layer is closed');
       await this.syncVersions();
       const { store, catalog } = this.options;
-      const emptySource = this.options.sources.get(state.stream.name)!.emptySql;
+      const emptySource = this.emptySource(state);
       const empty = batchPartialRelations(state.view, emptySource, [], store);
       const loaded = state.version;
       const batch = loaded ? this.byRelation(state, loaded.partials.map((table) => `SELECT * FROM ${table}`)) : empty;
