@@ -3,9 +3,7 @@
  * console sessions, rate limits and the audit log. The edges (src/http, the PostgreSQL listener) call
  * {@link Security.authenticate} or {@link Security.verifyToken}, then {@link Security.authorize}.
  *
- * Not here yet: encryption at rest (the master key, envelope data keys, and the server key that will hold
- * SigV4 secrets for the Kinesis API's tokens) comes with its own issue; until then a token is kept only as
- * salted or unsalted hashes: its SHA-256 (HTTP) and its SCRAM-SHA-256 verifier (the PostgreSQL listener).
+ * Encryption at rest: the master key wraps envelope data keys ({@link Keyring}).
  */
 export { Security, type AccessContext, type AdminBootstrap, type SecurityOptions } from './security.js';
 export { ForbiddenError, RateLimitedError, UnauthorizedError } from './errors.js';
@@ -14,3 +12,4 @@ export { ADMIN_TOKEN_NAME, hashToken, newToken, type Principal, type TokenInfo }
 export { AUDIT_TABLE } from './audit.js';
 export { tableResource } from './resources.js';
 export { deriveScramVerifier, formatScramVerifier, parseScramVerifier, SCRAM_ITERATIONS, type ScramVerifier } from './scram.js';
+export { dataKeyId, MemoryKeyring, type DataKey, type Keyring } from './keyring.js';
