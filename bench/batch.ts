@@ -7,6 +7,10 @@
  * same aggregation with exact count(DISTINCT) and quantile_cont, written to Parquet as the batch's partials
  * are. Both engines get the same thread count (--batch-threads). Events go straight into the lake as chunk
  * files registered like delivered ones (4 shards, 7 day partitions), so the figures are the batch layer's own.
+ *
+ * Encryption at rest: the same lake written again as encrypted Parquet (a data key per day partition, as
+ * delivery writes it with a keyring), and the same from-scratch run over it with the keyring (chunks read and
+ * partials written encrypted, spill encrypted), against the plain from-scratch run.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +20,8 @@ import { BatchLayer } from '../src/batch/index.js';
 import { SqliteCatalog } from '../src/catalog/index.js';
 import { parseConfig } from '../src/config/index.js';
 import { LocalObjectStore } from '../src/lake/index.js';
+import { copyEncryption, encryptionSettings, ParquetKeys } from '../src/lake/parquet-encryption.js';
+import { MemoryKeyring } from '../src/security/keyring.js';
 import { sqlString } from '../src/util/duckdb.js';
 import { compileTransform, recordSource } from '../src/transform/index.js';
 import { compileViews } from '../src/views/index.js';
@@ -69,27 +75,33 @@ const benchmark: Benchmark = {
     try {
       const config = parseConfig({ streams: { clicks: CLICKS_STREAM }, views: { page_minute: VIEW }, batch: { threads } });
       await catalog.ensureTable('clicks', 'raw', config.streams.get('clicks')!.fields);
-      const nextSeq = new Array<number>(SHARDS).fill(1);
-      let chunkNo = 0;
-      // One chunk: `rows` events of one shard and one day, registered as delivery would.
-      const writeChunk = async (rows: number, day: number) => {
-        const shard = chunkNo++ % SHARDS;
-        const first = nextSeq[shard]!;
-        const last = first + rows - 1;
-        nextSeq[shard] = last + 1;
-        const date = `2026-11-${String(20 + day).padStart(2, '0')}`;
-        const key = `raw/clicks/dt=${date}/${shard}-${first}-${last}.parquet`;
-        await mkdir(dirname(store.location(key)), { recursive: true });
-        await generate(connection, store.location(key), date, shard, first, rows, Math.max(1000, Math.floor(events / 10)));
-        await catalog.commitDelivery('clicks', shard, first, last, [{ partition: date, key, rows, bytes: 0, minTime: null, maxTime: null }]);
+      // A lake's chunk writer: `rows` events of one shard and one day a chunk, registered as delivery would;
+      // with `keys`, encrypted under the day partition's key as delivery writes them with a keyring.
+      const chunkWriter = (lake: LocalObjectStore, lakeCatalog: SqliteCatalog, db: DuckDBConnection, keys: ParquetKeys | null) => {
+        const nextSeq = new Array<number>(SHARDS).fill(1);
+        let chunkNo = 0;
+        return async (rows: number, day: number) => {
+          const shard = chunkNo++ % SHARDS;
+          const first = nextSeq[shard]!;
+          const last = first + rows - 1;
+          nextSeq[shard] = last + 1;
+          const date = `2026-11-${String(20 + day).padStart(2, '0')}`;
+          const key = `raw/clicks/dt=${date}/${shard}-${first}-${last}.parquet`;
+          await mkdir(dirname(lake.location(key)), { recursive: true });
+          const encryption = copyEncryption((await keys?.forWrite(db, key)) ?? null);
+          await generate(db, lake.location(key), date, shard, first, rows, Math.max(1000, Math.floor(events / 10)), encryption);
+          await lakeCatalog.commitDelivery('clicks', shard, first, last, [{ partition: date, key, rows, bytes: 0, minTime: null, maxTime: null }]);
+        };
       };
-      const generating = await timed(async () => {
+      const fillLake = async (write: (rows: number, day: number) => Promise<void>) => {
         for (let written = 0, i = 0; written < events; i++) {
           const rows = Math.min(CHUNK_ROWS, events - written);
-          await writeChunk(rows, Math.floor((i * CHUNK_ROWS * DAYS) / events) % DAYS);
+          await write(rows, Math.floor((i * CHUNK_ROWS * DAYS) / events) % DAYS);
           written += rows;
         }
-      });
+      };
+      const writeChunk = chunkWriter(store, catalog, connection, null);
+      const generating = await timed(() => fillLake(writeChunk));
 
       batch = await BatchLayer.open({
         catalog,
@@ -152,6 +164,41 @@ const benchmark: Benchmark = {
         await withTransforms.close();
       }
 
+      // The same lake encrypted at rest, and the same from-scratch run over it with the keyring.
+      const keyring = new MemoryKeyring();
+      const encryptedDir = join(dir, 'encrypted');
+      const encryptedStore = new LocalObjectStore(join(encryptedDir, 'lake'));
+      await encryptedStore.init();
+      const encryptedCatalog = new SqliteCatalog(join(encryptedDir, 'catalog.db'));
+      const encryptingDb = await DuckDBInstance.create(':memory:', encryptionSettings(keyring));
+      const encryptingConnection = await encryptingDb.connect();
+      let fromScratchEncrypted: number;
+      try {
+        await encryptedCatalog.ensureTable('clicks', 'raw', config.streams.get('clicks')!.fields);
+        await fillLake(chunkWriter(encryptedStore, encryptedCatalog, encryptingConnection, new ParquetKeys(keyring)));
+        const encrypted = await BatchLayer.open({
+          catalog: encryptedCatalog,
+          store: encryptedStore,
+          config,
+          views: await compileViews(config),
+          sources: new Map([['clicks', recordSource(config.streams.get('clicks')!, null)]]),
+          spillDir: join(dir, 'spill-encrypted'),
+          keyring,
+        });
+        try {
+          fromScratchEncrypted = await timed(async () => {
+            const run = await encrypted.run({ fromScratch: true });
+            if (run.state !== 'succeeded') throw new Error(`batch run with encryption at rest failed: ${run.error}`);
+          });
+        } finally {
+          await encrypted.close();
+        }
+      } finally {
+        encryptingConnection.closeSync();
+        encryptingDb.closeSync();
+        await encryptedCatalog.close();
+      }
+
       const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
       console.log(`\nbatch: page_minute over ${formatInt(events)} events (${DAYS} day partitions, ${SHARDS} shards), ${threads} DuckDB thread(s)`);
       console.log(`  lake generated in                                   ${s(generating)}`);
@@ -162,6 +209,9 @@ const benchmark: Benchmark = {
       console.log(`  incremental / from scratch (target <= 10 %)         ${((incremental / fromScratch) * 100).toFixed(1)} %`);
       console.log(`  from-scratch run with transforms (dedupe, required, standardize, map, derive) ${s(fromScratchTransforms)}`);
       console.log(`  cost of transforms (target < 25 %)                  ${(((fromScratchTransforms - fromScratch) / fromScratch) * 100).toFixed(1)} %`);
+      console.log(`  from-scratch run, encryption at rest off            ${s(fromScratch)}`);
+      console.log(`  from-scratch run, encryption at rest on (key per day partition) ${s(fromScratchEncrypted)}`);
+      console.log(`  cost of encryption at rest (target < 25 %)          ${(((fromScratchEncrypted - fromScratch) / fromScratch) * 100).toFixed(1)} %`);
       return {
         events,
         threads,
@@ -172,6 +222,8 @@ const benchmark: Benchmark = {
         incrementalShare: round(incremental / fromScratch, 3),
         fromScratchWithTransformsMs: round(fromScratchTransforms),
         transformCost: round((fromScratchTransforms - fromScratch) / fromScratch, 3),
+        fromScratchEncryptedMs: round(fromScratchEncrypted),
+        encryptionCost: round((fromScratchEncrypted - fromScratch) / fromScratch, 3),
       };
     } finally {
       await batch?.close();
@@ -192,6 +244,8 @@ async function generate(
   first: number,
   rows: number,
   users: number,
+  /** COPY options that encrypt the file (see copyEncryption); '' for plain. */
+  encryption = '',
 ): Promise<void> {
   const g = `(${shard}::BIGINT * 1000000000 + i)`;
   await connection.run(
@@ -202,7 +256,7 @@ async function generate(
                   CASE WHEN hash(${g} * 17) % 10 = 0 THEN NULL ELSE (hash(${g} * 31) % 100000) / 100.0 END::DOUBLE AS amount,
                   ${shard}::INTEGER AS __shard, i::BIGINT AS __seq
              FROM range(${first}, ${first + rows}) t(i))
-       TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd)`,
+       TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd${encryption})`,
   );
 }
 

@@ -5,8 +5,10 @@
  *
  * The server runs as `node bin/strata.js start` over a temp config and data dir (on the real disk, so its
  * acks wait for real fdatasyncs); the load generator is bench/ingest-load.ts. Both share the machine's cores.
+ * By default it runs twice, without and with encryption at rest (STRATA_MASTER_KEY), and prints the cost.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { LoadResult } from './ingest-load.js';
@@ -129,24 +131,28 @@ function printProfile(profile: ProfileSummary, path: string): void {
   for (const f of profile.topStrataTotal) console.log(`      ${f.totalPercent.toFixed(1).padStart(5)}%  ${f.frame}`);
 }
 
-async function run(values: BenchValues) {
-  const seconds = numberFlag(values, 'seconds', 10, { min: 1, max: 600 });
-  const warmup = numberFlag(values, 'warmup', 2, { min: 0, max: 60 });
-  const concurrency = numberFlag(values, 'concurrency', 16, { min: 1, max: 1024, integer: true });
-  const batch = numberFlag(values, 'batch', 500, { min: 1, max: 10_000, integer: true });
-  const ceilingSeconds = numberFlag(values, 'ceiling-seconds', 2, { min: 0.5, max: 60 });
-  const tempRoot = resolve(stringFlag(values, 'temp-dir') ?? tmpdir());
-  const cpuProfDir = stringFlag(values, 'cpu-prof');
+/** What one server run needs: the flags, the bodies, the machine's background load. */
+interface RunSetup {
+  readonly seconds: number;
+  readonly warmup: number;
+  readonly concurrency: number;
+  readonly batch: number;
+  readonly tempRoot: string;
+  readonly cpuProfDir: string | undefined;
+  readonly bytesPerEvent: number;
+  readonly ceiling: { eventsPerSecond: number };
+  readonly background: number | null;
+  readonly filesystem: string;
+}
+
+/**
+ * One measured run: a fresh server (with `env`, e.g. STRATA_MASTER_KEY for encryption at rest) over a fresh data
+ * dir, the load process against it, then its printed block under `label`. Answers its figures.
+ */
+async function measureRun(setup: RunSetup, label: string, env: Readonly<Record<string, string>>) {
+  const { seconds, warmup, concurrency, batch, tempRoot, cpuProfDir, bytesPerEvent, ceiling, background, filesystem } = setup;
   const shards = CLICKS_STREAM.shards;
-
-  // Other processes' load, taken before ours starts: the figures below assume the machine is otherwise idle.
-  const background = await backgroundLoad();
-  const { bodies, bytes, events } = generateClickBodies({ seed: SEED, bodies: BODIES, eventsPerBody: batch });
-  const bytesPerEvent = bytes / events;
-  const ceiling = measureParseCeiling(bodies, ceilingSeconds);
-
-  const filesystem = filesystemOf(tempRoot);
-  const server = await startStrata({ config: { streams: { clicks: CLICKS_STREAM } }, tempRoot, cpuProfDir });
+  const server = await startStrata({ config: { streams: { clicks: CLICKS_STREAM } }, tempRoot, cpuProfDir, env });
   let load: LoadResult;
   let logged: bigint;
   let profilePath: string | null = null;
@@ -172,7 +178,7 @@ async function run(values: BenchValues) {
   const toCeiling = rate / ceiling.eventsPerSecond;
   const cpu = load.cpu;
   console.log(
-    `ingest (HTTP, NDJSON, ${batch} events/request, ${concurrency} in flight, ${shards} shards, durable acks; ` +
+    `ingest${label} (HTTP, NDJSON, ${batch} events/request, ${concurrency} in flight, ${shards} shards, durable acks; ` +
       `${seconds} s measured after ${warmup} s warm-up)`,
   );
   console.log(
@@ -239,6 +245,76 @@ async function run(values: BenchValues) {
   };
 }
 
+/** The issue's bound on what encryption at rest may cost ingest throughput. */
+export const MAX_ENCRYPTION_COST = 0.25;
+
+async function run(values: BenchValues) {
+  const seconds = numberFlag(values, 'seconds', 10, { min: 1, max: 600 });
+  const warmup = numberFlag(values, 'warmup', 2, { min: 0, max: 60 });
+  const concurrency = numberFlag(values, 'concurrency', 16, { min: 1, max: 1024, integer: true });
+  const batch = numberFlag(values, 'batch', 500, { min: 1, max: 10_000, integer: true });
+  const ceilingSeconds = numberFlag(values, 'ceiling-seconds', 2, { min: 0.5, max: 60 });
+  const tempRoot = resolve(stringFlag(values, 'temp-dir') ?? tmpdir());
+  const cpuProfDir = stringFlag(values, 'cpu-prof');
+  const encryption = stringFlag(values, 'encryption') ?? 'both';
+  if (!['both', 'on', 'off'].includes(encryption)) throw new Error(`--encryption: expected both, on or off, got ${JSON.stringify(encryption)}`);
+
+  // Other processes' load, taken before ours starts: the figures below assume the machine is otherwise idle.
+  const background = await backgroundLoad();
+  const { bodies, bytes, events } = generateClickBodies({ seed: SEED, bodies: BODIES, eventsPerBody: batch });
+  const ceiling = measureParseCeiling(bodies, ceilingSeconds);
+  const setup: RunSetup = {
+    seconds,
+    warmup,
+    concurrency,
+    batch,
+    tempRoot,
+    cpuProfDir,
+    bytesPerEvent: bytes / events,
+    ceiling,
+    background,
+    filesystem: filesystemOf(tempRoot),
+  };
+
+  // Without a master key, then with one: the same load, a fresh data dir each. A STRATA_MASTER_KEY in this
+  // environment would reach the plain run's server too, so it is set aside while the benchmark runs.
+  const inherited = process.env.STRATA_MASTER_KEY;
+  delete process.env.STRATA_MASTER_KEY;
+  let plain: Awaited<ReturnType<typeof measureRun>> | null;
+  let encrypted: Awaited<ReturnType<typeof measureRun>> | null;
+  try {
+    plain = encryption === 'on' ? null : await measureRun(setup, '', {});
+    if (plain !== null && encryption === 'both') console.log();
+    encrypted = encryption === 'off' ? null : await measureRun(setup, ' with encryption at rest', { STRATA_MASTER_KEY: randomBytes(32).toString('base64') });
+  } finally {
+    if (inherited !== undefined) process.env.STRATA_MASTER_KEY = inherited;
+  }
+  if (plain === null) return { encrypted };
+  if (encrypted === null) return plain;
+  const cost = 1 - encrypted.eventsPerSecond / plain.eventsPerSecond;
+  console.log(
+    `  encryption cost ${(cost * 100).toFixed(1).padStart(9)}%   (${formatInt(encrypted.eventsPerSecond)} vs ${formatInt(plain.eventsPerSecond)} events/s plain; ` +
+      `the bound is ${MAX_ENCRYPTION_COST * 100} %${cost > MAX_ENCRYPTION_COST ? ': OVER' : ''})`,
+  );
+  // On a shared machine the two runs rarely get the same cores; events per server CPU-second (the delivery thread
+  // included, which opens every frame again) is the steadier comparison.
+  const perCore = (r: typeof plain) => (r.cpuCores.server !== null && r.cpuCores.server > 0 ? r.eventsPerSecond / r.cpuCores.server : null);
+  const plainPerCore = perCore(plain);
+  const encryptedPerCore = perCore(encrypted);
+  const cpuCost = plainPerCore !== null && encryptedPerCore !== null ? 1 - encryptedPerCore / plainPerCore : null;
+  if (cpuCost !== null) {
+    console.log(
+      `  per server core ${(cpuCost * 100).toFixed(1).padStart(9)}%   (${formatInt(encryptedPerCore!)} vs ${formatInt(plainPerCore!)} events per server CPU-second)`,
+    );
+  }
+  return {
+    ...plain,
+    encrypted: { eventsPerSecond: encrypted.eventsPerSecond, megabytesPerSecond: encrypted.megabytesPerSecond, latencyMs: encrypted.latencyMs, errors: encrypted.errors, logCheck: encrypted.logCheck, cpuCores: encrypted.cpuCores },
+    encryptionCostPercent: round(cost * 100, 1),
+    encryptionCpuCostPercent: cpuCost === null ? null : round(cpuCost * 100, 1),
+  };
+}
+
 const benchmark: Benchmark = {
   name: 'ingest',
   summary: "HTTP ingest of NDJSON click events from a separate process, vs the JSON.parse ceiling and the machine's limit",
@@ -250,6 +326,7 @@ const benchmark: Benchmark = {
     'ceiling-seconds': { type: 'string', description: 'how long the JSON.parse ceiling is timed, seconds', default: '2' },
     'temp-dir': { type: 'string', description: "where the server's temp config and data dir go (must be a real disk)", default: 'the system temp dir' },
     'cpu-prof': { type: 'string', description: 'run the server under node --cpu-prof, keep the profile in DIR and print its top frames' },
+    encryption: { type: 'string', description: 'encryption at rest: both (a plain run, then an encrypted one, and the cost), on or off', default: 'both' },
   },
   run,
 };

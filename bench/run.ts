@@ -15,6 +15,7 @@ import { cleanUpOnSignals, runAllCleanups } from './lib/cleanup.js';
 /** The benchmarks, in the order `npm run bench` runs them. */
 const BENCHMARKS: readonly { readonly name: string; readonly load: () => Promise<{ default: Benchmark }> }[] = [
   { name: 'ingest', load: () => import('./ingest.js') },
+  { name: 'kinesis', load: () => import('./kinesis-put-records.js') },
   { name: 'delivery', load: () => import('./delivery.js') },
   { name: 'import', load: () => import('./import.js') },
   { name: 'sql', load: () => import('./sql.js') },

@@ -6,9 +6,10 @@ import { SqliteCatalog, type Catalog } from './catalog/index.js';
 import type { ProjectConfig } from './config/index.js';
 import { ConfigError } from './errors.js';
 import { Ingestor, type IngestStats } from './ingest/index.js';
+import { KinesisState } from './kinesis/index.js';
 import { ChunkWriter, DeliveryThread, LocalObjectStore, recoverLake, type ObjectStore } from './lake/index.js';
 import { StrataMetrics } from './metrics/index.js';
-import { Security } from './security/index.js';
+import { checkDataDirEncryption, loadServerKey, MASTER_KEY_ENV, parseMasterKey, Security, SqliteKeyring, type Keyring } from './security/index.js';
 import { SpeedLayer } from './speed/index.js';
 import { SqlEngine } from './sql/index.js';
 import { asSeq, EmbeddedStream, type Stream } from './stream/index.js';
@@ -46,6 +47,11 @@ export interface StrataOptions {
   readonly deliver?: boolean;
   /** The bootstrap admin token; default: the environment's STRATA_ADMIN_TOKEN (unset: none, see Security.bootstrapAdmin). */
   readonly adminToken?: string;
+  /**
+   * The master key of encryption at rest (32 bytes); default: the environment's STRATA_MASTER_KEY (base64), or
+   * none. null: none. See {@link checkDataDirEncryption} for when a start is refused.
+   */
+  readonly masterKey?: Buffer | null;
 }
 
 /**
@@ -82,12 +88,21 @@ export class Strata {
     /** Everything opened, in opening order; closed in reverse. */
     private readonly parts: readonly { close(): Promise<void> }[],
     private readonly lockPath: string,
+    /** The data keys of encryption at rest; null when Strata runs without a master key (unencrypted). */
+    readonly keyring: Keyring | null,
+    /** The Kinesis API's quarantine and shard-iterator signer (src/kinesis). */
+    readonly kinesis: KinesisState,
   ) {
     this.metrics = new StrataMetrics(this);
   }
 
   static async open(options: StrataOptions): Promise<Strata> {
     const dataDir = resolve(options.dataDir);
+    const fromEnv = process.env[MASTER_KEY_ENV];
+    const masterKey = options.masterKey !== undefined ? options.masterKey : fromEnv !== undefined ? parseMasterKey(fromEnv, MASTER_KEY_ENV) : null;
+    // Encryption at rest is settled first: a missing or wrong key is refused before anything is created or opened
+    // for writing (not even the lock), so that a refused start changes nothing.
+    const encryption = checkDataDirEncryption(dataDir, masterKey);
     await mkdir(dataDir, { recursive: true });
     const lockPath = await lockDataDir(dataDir);
     const opened: { close(): Promise<void> }[] = [];
@@ -101,6 +116,14 @@ export class Strata {
       const sources = new Map(
         [...options.config.streams.values()].map((stream) => [stream.name, recordSource(stream, transforms.get(stream.name) ?? null)]),
       );
+      // Made only once the config compiled, so that a config error does not leave a new directory encrypted.
+      let keyring: SqliteKeyring | null = null;
+      if (encryption === 'plain') {
+        options.log?.('encryption at rest is off: no master key (set STRATA_MASTER_KEY or pass --key-file to encrypt a new data directory)');
+      } else {
+        keyring = encryption === 'create' ? SqliteKeyring.create(dataDir, masterKey!) : SqliteKeyring.open(dataDir, masterKey!);
+        opened.push(keyring);
+      }
       const catalog = new SqliteCatalog(join(dataDir, 'catalog.db'));
       opened.push(catalog);
       for (const stream of options.config.streams.values()) {
@@ -110,7 +133,12 @@ export class Strata {
       await store.init();
       const removed = await recoverLake(store, catalog);
       if (removed.length > 0) options.log?.(`recovery: removed ${removed.length} lake file(s) the catalog does not list`);
+      // Seals token secrets (for the Kinesis API's Signature V4) and signs shard iterators. With encryption at rest
+      // it is a data key of the keyring, so `strata keys rotate` (which re-wraps data keys) keeps it; without, a key
+      // file outside the data directory.
+      const serverKey = await loadServerKey({ masterKey: keyring ? keyring.keyFor('security/server-key').key : null, dataDir });
       const security = await Security.open({
+        serverKey,
         store: catalog,
         config: options.config,
         adminToken: options.adminToken ?? process.env.STRATA_ADMIN_TOKEN,
@@ -121,16 +149,20 @@ export class Strata {
       opened.push(security);
       // `<view>__speed` and `<view>` come from the speed layer, opened later: the engine asks at query time.
       const speedRef: { layer?: SpeedLayer } = {};
-      const batchDerived = batchTables(catalog, store, sources, views);
+      const batchDerived = batchTables(catalog, store, sources, views, keyring);
       const cleanDerived = transformTables(sources);
+      // Records the Kinesis API accepted but the schema refuses: kept beside the lake, unioned into `<stream>__quarantine`.
+      const kinesis = await KinesisState.open({ quarantineDir: join(dataDir, 'lake', '_kinesis_quarantine'), config: options.config, serverKey });
+      opened.push(kinesis);
       const sql = await SqlEngine.open({
+        keyring,
         catalog,
         store,
         lakeDir: join(dataDir, 'lake'),
         spillDir: join(dataDir, 'sql-spill'),
         timeoutMs: options.config.sql.timeoutSeconds * 1000,
         memoryLimit: options.config.sql.memoryLimit,
-        derivedTables: async () => [...cleanDerived, ...(await batchDerived()), ...(speedRef.layer?.derivedTables() ?? []), ...(await security.derivedTables())],
+        derivedTables: async () => [...kinesis.quarantine.withQuarantineTables(cleanDerived), ...(await batchDerived()), ...(speedRef.layer?.derivedTables() ?? []), ...(await security.derivedTables())],
       });
       opened.push(sql);
       const deliveryRef: { thread?: DeliveryThread } = {};
@@ -141,15 +173,18 @@ export class Strata {
         onTruncate: (info) =>
           options.log?.(`recovery: cut ${info.cutBytes} bytes of ${info.reason} at the tail of ${info.path}`),
         onDurable: (name, shard, seq) => deliveryRef.thread?.noteDurable(name, shard, seq),
+        keyring,
+        onCorrupt: (info) =>
+          options.log?.(`log: corrupt frame at byte ${info.position} of ${info.path} (${info.reason}): seqs ${info.fromSeq}-${info.toSeq} are kept out of every read`),
       });
       opened.push(stream);
-      const writer = await ChunkWriter.open(store);
+      const writer = await ChunkWriter.open(store, { keyring });
       opened.push(writer);
-      const delivery = new DeliveryThread(dataDir, options.config, stream, options.log);
+      const delivery = new DeliveryThread(dataDir, options.config, stream, options.log, keyring ? masterKey : null);
       deliveryRef.thread = delivery;
       if (options.deliver ?? true) await delivery.start();
       opened.push({ close: () => delivery.stop() });
-      const batch = await BatchLayer.open({ catalog, store, config: options.config, views, sources, spillDir: join(dataDir, 'batch-spill'), log: options.log });
+      const batch = await BatchLayer.open({ catalog, store, config: options.config, views, sources, spillDir: join(dataDir, 'batch-spill'), log: options.log, keyring });
       opened.push(batch);
       batch.startSchedules();
       const speed = await SpeedLayer.open({
@@ -160,6 +195,7 @@ export class Strata {
         views,
         sources,
         stagingDir: join(dataDir, 'speed-staging'),
+        keyring,
         log: options.log,
       });
       opened.push(speed);
@@ -169,7 +205,7 @@ export class Strata {
       opened.push(alerts);
       const ingestor = new Ingestor(stream, options.config);
       const quarantine = new QuarantineCounts(sources, async (count) => Number((await sql.queryAll(count)).rows[0]?.n ?? 0));
-      return new Strata(options.config, dataDir, stream, ingestor, catalog, store, writer, delivery, sql, views, batch, speed, alerts, security, quarantine, opened, lockPath);
+      return new Strata(options.config, dataDir, stream, ingestor, catalog, store, writer, delivery, sql, views, batch, speed, alerts, security, quarantine, opened, lockPath, keyring, kinesis);
     } catch (error) {
       for (const part of opened.reverse()) await part.close();
       await rm(lockPath, { force: true });
@@ -212,10 +248,20 @@ export class Strata {
         shards,
         ingest: this.ingestor.stats(stream.name),
         lake: { chunks: table?.chunks ?? 0, rows: table?.rows ?? 0, bytes: table?.bytes ?? 0 },
-        quarantined: await this.quarantine.of(stream.name, table?.rows ?? 0),
+        quarantined: await this.quarantinedCount(stream.name, table?.rows ?? 0),
       });
     }
     return out;
+  }
+
+  /**
+   * What the stream's transform quarantines (null without a transform) plus what the Kinesis API quarantined;
+   * the count is recomputed when either the lake's rows or the Kinesis quarantine grew.
+   */
+  private async quarantinedCount(stream: string, rows: number): Promise<number | null> {
+    const viaKinesis = this.kinesis.quarantine.count(stream);
+    const ruled = await this.quarantine.of(stream, rows + viaKinesis);
+    return ruled ?? (viaKinesis > 0 ? viaKinesis : null);
   }
 
   async close(): Promise<void> {
@@ -228,7 +274,7 @@ export class Strata {
  * Takes the data directory for this process: two Strata processes writing one log would corrupt it. A lock
  * left by a killed process (its pid no longer running) is taken over, since recovery makes its state safe.
  */
-async function lockDataDir(dataDir: string): Promise<string> {
+export async function lockDataDir(dataDir: string): Promise<string> {
   const lockPath = join(dataDir, 'strata.lock');
   try {
     await writeFile(lockPath, String(process.pid), { flag: 'wx' });

@@ -5,6 +5,8 @@ import type { Catalog, ChunkInfo, ChunkSnapshot, NewViewVersion, ViewFile, ViewV
 import type { ProjectConfig, StreamConfig } from '../config/index.js';
 import { NotFoundError, StrataError } from '../errors.js';
 import type { ObjectStore } from '../lake/index.js';
+import { copyEncryption, encryptionSettings, ParquetKeys } from '../lake/parquet-encryption.js';
+import type { Keyring } from '../security/keyring.js';
 import { FileSchemas } from '../sql/file-schemas.js';
 import { viewQuery } from '../sql/lake-views.js';
 import { DAY_MS, dayOf } from '../util/days.js';
@@ -66,6 +68,11 @@ export interface BatchLayerOptions {
   readonly spillDir?: string;
   /** Told about scheduled runs that fail. */
   readonly log?: (message: string) => void;
+  /**
+   * With a keyring, chunks are read with their partition's key, partial files are written encrypted under the
+   * key of their version's partition (src/lake/parquet-encryption.ts), and what DuckDB spills is encrypted.
+   */
+  readonly keyring?: Keyring | null;
 }
 
 /**
@@ -131,6 +138,7 @@ export class BatchLayer {
   private constructor(
     private readonly options: BatchLayerOptions,
     private readonly instance: DuckDBInstance,
+    private readonly keys: ParquetKeys,
   ) {}
 
   static async open(options: BatchLayerOptions): Promise<BatchLayer> {
@@ -138,12 +146,13 @@ export class BatchLayer {
       threads: String(options.config.batch.threads),
       memory_limit: options.config.batch.memoryLimit,
       ...(options.spillDir !== undefined ? { temp_directory: options.spillDir } : {}),
+      ...encryptionSettings(options.keyring),
     });
     const connection = await instance.connect();
     // Partials are computed the same way whatever the machine's time zone.
     await connection.run(`SET GLOBAL TimeZone = 'UTC'`);
     connection.closeSync();
-    return new BatchLayer(options, instance);
+    return new BatchLayer(options, instance, new ParquetKeys(options.keyring ?? null));
   }
 
   /** The views this layer computes. */
@@ -297,7 +306,7 @@ export class BatchLayer {
     const computed: Computed[] = [];
     const connection = await this.instance.connect();
     try {
-      const schemas = new FileSchemas(connection);
+      const schemas = new FileSchemas(connection, this.keys);
       for (const { view, stream, plan, version } of plans) {
         const written: string[] = [];
         computed.push({
@@ -351,7 +360,7 @@ export class BatchLayer {
     const records = this.options.sources.get(stream.name)!;
     // The rows exactly as the SQL engine's table shows them (schema evolution included).
     const raw = async (list: readonly ChunkInfo[]) =>
-      viewQuery({ kind: 'raw', columns: stream.fields }, await schemas.group(list.map((chunk) => store.location(chunk.key))));
+      viewQuery({ kind: 'raw', columns: stream.fields }, await schemas.group(list.map((chunk) => this.keys.file(store.location(chunk.key), chunk.key))));
     if (records.dedupe !== null && tasks.length > 0) {
       // The copies that may come first lie up to the window earlier, in the partitions before each one: every
       // chunk the run needs is read, cleaned and de-duplicated once, then each partition takes its own records.
@@ -370,12 +379,13 @@ export class BatchLayer {
       }
       for (const relation of partialRelations(view)) {
         const staged = store.stagingPath(`${view.name}-${relation.name}`);
+        const key = `views/${view.name}/v=${version}/${relation.name}/dt=${partition}/${delta ? 'delta' : 'part'}.parquet`;
+        const dataKey = await this.keys.forWrite(connection, key);
         const reader = await connection.runAndReadAll(
           `COPY (SELECT *, ${sqlString(partition)} AS ${quoteIdent(PARTITION_OF_PARTIAL)} FROM (${relation.sql(source)}))
-             TO ${sqlString(staged)} (FORMAT parquet, COMPRESSION zstd)`,
+             TO ${sqlString(staged)} (FORMAT parquet, COMPRESSION zstd${copyEncryption(dataKey)})`,
         );
         const rows = Number(reader.getRows()[0]?.[0] ?? 0);
-        const key = `views/${view.name}/v=${version}/${relation.name}/dt=${partition}/${delta ? 'delta' : 'part'}.parquet`;
         const bytes = (await stat(staged)).size;
         await store.publish(staged, key);
         written.push(key);

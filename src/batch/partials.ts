@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import type { ViewFile } from '../catalog/index.js';
 import type { FieldSpec } from '../config/index.js';
 import type { ObjectStore } from '../lake/index.js';
+import { ParquetKeys, readEncryption } from '../lake/parquet-encryption.js';
+import type { Keyring } from '../security/keyring.js';
 import { sqlString } from '../util/duckdb.js';
 import {
   mergeSql,
@@ -58,13 +60,24 @@ export function planHash(view: ViewDefinition, fields: readonly FieldSpec[], tra
  * without files (no version yet, or a source with no rows) is the partial plan over an empty source, so the
  * table always has the view's columns and types.
  */
-export function batchTableSql(view: ViewDefinition, emptySource: string, files: readonly ViewFile[], store: ObjectStore): string {
-  return mergeSql(view, batchPartialRelations(view, emptySource, files, store));
+export function batchTableSql(
+  view: ViewDefinition,
+  emptySource: string,
+  files: readonly ViewFile[],
+  store: ObjectStore,
+  keyring: Keyring | null = null,
+): string {
+  return mergeSql(view, batchPartialRelations(view, emptySource, files, store, keyring));
 }
 
 /**
  * A version's partial relations as SQL over its files (the partition column dropped), for a merge over the
  * batch layer alone or over the batch and speed layers together.
+ *
+ * With a keyring, files encrypted under the key of their version's partition (src/lake/parquet-encryption.ts)
+ * are read with one `read_parquet` per key, joined by UNION ALL BY NAME; a file whose scope has no key was
+ * written plain (before the master key was set) and is read with the other plain files. The SQL names the
+ * keys it reads with, and whoever runs it registers them with its DuckDB ({@link ParquetKeys.registerNamed}).
  */
 export function batchPartialRelations(
   view: ViewDefinition,
@@ -72,11 +85,25 @@ export function batchPartialRelations(
   emptySource: string,
   files: readonly ViewFile[],
   store: ObjectStore,
+  keyring: Keyring | null = null,
 ): PartialRelations {
+  const keys = new ParquetKeys(keyring);
   const relationSql = (relation: PartialRelation): string => {
-    const paths = files.filter((file) => file.relation === relation.name).map((file) => sqlString(store.location(file.key)));
-    if (paths.length === 0) return relation.sql(emptySource);
-    return `SELECT * EXCLUDE (${PARTITION_OF_PARTIAL}) FROM read_parquet([${paths.join(', ')}], hive_partitioning = false)`;
+    const byKey = new Map<string | null, string[]>();
+    for (const file of files) {
+      if (file.relation !== relation.name) continue;
+      const keyId = keys.keyIdOf(file.key);
+      const paths = byKey.get(keyId);
+      if (paths) paths.push(sqlString(store.location(file.key)));
+      else byKey.set(keyId, [sqlString(store.location(file.key))]);
+    }
+    if (byKey.size === 0) return relation.sql(emptySource);
+    return [...byKey]
+      .map(
+        ([keyId, paths]) =>
+          `SELECT * EXCLUDE (${PARTITION_OF_PARTIAL}) FROM read_parquet([${paths.join(', ')}], hive_partitioning = false${readEncryption(keyId)})`,
+      )
+      .join('\nUNION ALL BY NAME\n');
   };
   const relations = partialRelations(view);
   const sketches: Record<string, string> = {};

@@ -180,7 +180,7 @@ export interface Catalog {
 
 /**
  * An API token as the catalog keeps it: its name, policies and times, and the SHA-256 of the token, never the
- * token itself (a token is shown once, at creation).
+ * token in the clear (a token is shown once, at creation).
  */
 export interface StoredToken {
   readonly name: string;
@@ -194,6 +194,11 @@ export interface StoredToken {
    * for the PostgreSQL listener; null for tokens made before verifiers were kept.
    */
   readonly scram: string | null;
+  /**
+   * The token's text sealed under the server key (src/security/server-key.ts), for AWS Signature V4 (the Kinesis
+   * API), which needs the secret itself; null (or absent) for tokens made before, or without a server key.
+   */
+  readonly sealedSecret?: string | null;
 }
 
 /**

@@ -9,6 +9,7 @@ import { catalogCommand } from './catalog-command.js';
 import { batchCommand } from './batch-command.js';
 import { quarantineCommand } from './quarantine-command.js';
 import { tokenCommand } from './token-command.js';
+import { keysCommand } from './keys-command.js';
 
 /** Builds the `strata` command line: one subcommand per file beside this one. */
 export function buildProgram(): Command {
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   program.addCommand(batchCommand());
   program.addCommand(tokenCommand());
   program.addCommand(quarantineCommand());
+  program.addCommand(keysCommand());
   return program;
 }
 

@@ -23,10 +23,18 @@ export const DEFAULT_PG_PORT = 5433;
  */
 export async function serve(
   config: ProjectConfig,
-  options: { data: string; port: number; host: string; pgPort: number; tls?: { cert: Buffer; key: Buffer } | undefined },
+  options: {
+    data: string;
+    port: number;
+    host: string;
+    pgPort: number;
+    tls?: { cert: Buffer; key: Buffer } | undefined;
+    /** The master key of encryption at rest (see loadMasterKey); null: none. */
+    masterKey: Buffer | null;
+  },
   beforeStop: () => void = () => {},
 ): Promise<Serving> {
-  const strata = await Strata.open({ config, dataDir: options.data, log: (message) => console.error(message) });
+  const strata = await Strata.open({ config, dataDir: options.data, log: (message) => console.error(message), masterKey: options.masterKey });
   const app = createHttpServer(strata, { logger: true, ...(options.tls ? { tls: options.tls } : {}) });
   let address: string;
   let pg: PgServer | null = null;

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { loadConfig } from '../config/index.js';
+import { loadMasterKey } from '../security/index.js';
 import { parsePort } from './arguments.js';
 import { readTls } from './access.js';
 import { DEFAULT_PG_PORT, serve } from './serve.js';
@@ -26,16 +27,26 @@ export function startCommand(): Command {
     .option('--host <address>', 'address to listen on (HTTP and PostgreSQL)', '127.0.0.1')
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (with --tls-key; or `tls` in the config)')
     .option('--tls-key <file>', "the certificate's PEM private key")
+    .option(
+      '--key-file <file>',
+      'encryption at rest: the master key file (base64 of 32 bytes, or 32 raw bytes; mode 0600, outside the data dir); ' +
+        'default: STRATA_MASTER_KEY, else unencrypted',
+    )
     .addHelpText(
       'after',
       '\nExample:\n  strata start --config examples/clickstream/strata.config.json --data ./data --port 7070 --pg-port 5433\n' +
         '  PGPASSWORD=$STRATA_ADMIN_TOKEN psql "host=127.0.0.1 port=5433 user=admin" -c "SELECT count(*) FROM clicks"   # user: a token\'s name, password: the token\n' +
         '  strata start --tls-cert cert.pem --tls-key key.pem   # HTTPS (HTTP/2 and HTTP/1.1)\n' +
-        '  STRATA_ADMIN_TOKEN=$(openssl rand -base64 32) strata start   # the admin token from the environment',
+        '  STRATA_ADMIN_TOKEN=$(openssl rand -base64 32) strata start   # the admin token from the environment\n' +
+        '  (umask 077; openssl rand -base64 32 > /etc/strata/master.key)   # a key file only its owner may read\n' +
+        '  strata start --key-file /etc/strata/master.key   # encryption at rest (or STRATA_MASTER_KEY=...)',
     )
-    .action(async (options: { config?: string; data: string; port: number; pgPort: number; host: string; tlsCert?: string; tlsKey?: string }) => {
-      const configPath = findConfigFile(options.config);
-      const config = await loadConfig(configPath);
-      await serve(config, { ...options, tls: await readTls(options, config.tls, configPath) });
-    });
+    .action(
+      async (options: { config?: string; data: string; port: number; pgPort: number; host: string; tlsCert?: string; tlsKey?: string; keyFile?: string }) => {
+        const configPath = findConfigFile(options.config);
+        const config = await loadConfig(configPath);
+        const masterKey = await loadMasterKey({ keyFile: options.keyFile, dataDir: options.data });
+        await serve(config, { ...options, tls: await readTls(options, config.tls, configPath), masterKey });
+      },
+    );
 }

@@ -97,6 +97,7 @@ export function assertSameOrigin(request: FastifyRequest): void {
  *
  * 1. URL over {@link MAX_URL_BYTES} → 414.
  * 2. Open routes (the console shell, `/health`, login) pass; credentials, when present, still name a principal.
+ *    So do `signed` routes (the Kinesis API), which check their own signature, rate limit and policies.
  * 3. No valid credentials → 401, the same answer whether the token is missing, unknown or revoked; past the
  *    client address's limit of failed authentications, 429.
  * 4. The token's rate limit → 429 with Retry-After.
@@ -125,7 +126,7 @@ export function installAuth(app: FastifyInstance, security: Security): void {
     }
     const principal = authenticateRequest(security, request);
     request.principal = principal;
-    if (access.kind === 'open') return;
+    if (access.kind === 'open' || access.kind === 'signed') return;
     const context = accessContext(request);
     if (principal === null) {
       const [action, resource] = access.kind === 'grants' ? (access.grants(stringParams(request))[0] ?? ['read', '']) : ['read', ''];

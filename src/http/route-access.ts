@@ -11,9 +11,12 @@ export type Grant = readonly [Action, Resource];
  * - `token`: any valid token; the handler checks what it touches (SQL's tables, a batch run's views) or
  *   answers only what the token may see (lists).
  * - `grants`: the grants the route's parameters name, all of them; with `audit`, the call is logged once answered.
+ * - `signed`: the route authenticates each request itself, by a signature instead of a bearer token (the Kinesis
+ *   API's AWS Signature V4, src/kinesis), then applies the token's rate limit and policies as the hook would.
  */
 export type RouteAccess =
   | { readonly kind: 'open' }
+  | { readonly kind: 'signed' }
   | { readonly kind: 'token' }
   | { readonly kind: 'grants'; readonly grants: (params: Readonly<Record<string, string>>) => readonly Grant[]; readonly audit?: boolean };
 
@@ -39,6 +42,8 @@ const ROUTE_ACCESS: ReadonlyMap<string, RouteAccess> = new Map<string, RouteAcce
   ['POST /v1/streams/:stream/records', grants((p) => [['ingest', `stream:${p.stream}`]])],
   // Lists answer what the token may read: streams (read stream:S) and their views (read view:V).
   ['GET /v1/streams', TOKEN],
+  // The Kinesis API: AWS Signature V4 with a token as the secret, `ingest`/`read` on stream:S per operation.
+  ['POST /', { kind: 'signed' }],
   ['GET /metrics', grants(() => [['read', 'stream:*']])],
 
   // SQL: query on each table and view the query reads, checked on DuckDB's parse (src/security/resources.ts).

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { parseRecords, type BodyFormat, type IngestResult } from '../ingest/index.js';
+import { registerKinesisRoutes } from '../kinesis/index.js';
 import type { Strata } from '../strata.js';
 import { sendError } from './errors.js';
 import { installAuth, principalOf } from './auth.js';
@@ -140,6 +141,8 @@ export function createHttpServer(strata: Strata, options: HttpServerOptions = {}
   registerConsoleApiRoutes(app, strata);
   registerConsoleRoutes(app, strata);
   registerMetricsRoutes(app, strata);
+  // The Kinesis Data Streams API (`POST /` with X-Amz-Target), in a scope of its own that answers in AWS's shape.
+  registerKinesisRoutes(app, strata);
 
   return app;
 }

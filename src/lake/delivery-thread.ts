@@ -11,6 +11,8 @@ export interface DeliveryWorkerData {
   readonly durable: SharedArrayBuffer;
   /** One Int32 bumped and notified after every durable write, so the worker can sleep until there is more. */
   readonly notify: SharedArrayBuffer;
+  /** The master key of an encrypted data directory (the worker opens the keyring with it); null when plain. */
+  readonly masterKey: Uint8Array | null;
 }
 
 export type ToDeliveryWorker = { type: 'stop' };
@@ -51,6 +53,8 @@ export class DeliveryThread {
     private readonly config: ProjectConfig,
     private readonly stream: Stream,
     private readonly log: (message: string) => void = () => {},
+    /** The master key when the data directory is encrypted: the worker opens `keyring.db` with it. */
+    private readonly masterKey: Buffer | null = null,
   ) {
     this.slots = durableSlots(config);
     this.durable = new BigInt64Array(new SharedArrayBuffer(8 * Math.max(1, this.slots.size)));
@@ -79,6 +83,8 @@ export class DeliveryThread {
       config: this.config,
       durable: this.durable.buffer as SharedArrayBuffer,
       notify: this.notify.buffer as SharedArrayBuffer,
+      // Copied into the worker (structured clone), never shared: the worker's copy is its own to wipe.
+      masterKey: this.masterKey === null ? null : new Uint8Array(this.masterKey),
     };
     const worker = typescript
       ? new Worker(

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteCatalog } from '../catalog/index.js';
 import type { ProjectConfig } from '../config/index.js';
-import { asSeq, type RecordBatch, type Seq } from '../stream/index.js';
+import { SqliteKeyring } from '../security/data-keys.js';
+import { asSeq, segmentKeys, type RecordBatch, type Seq } from '../stream/index.js';
 import { ShardReader } from '../stream/embedded/shard-reader.js';
 import { ChunkWriter } from './chunk-writer.js';
 import { Delivery, type DeliverySource } from './delivery.js';
@@ -25,6 +26,14 @@ const durable = new BigInt64Array(data.durable);
 const notify = new Int32Array(data.notify);
 const slots = durableSlots(config);
 
+/**
+ * The data keys of encryption at rest, in this thread's own connection to `keyring.db` (null when the data
+ * directory is plain): the log's segments are read with it, and what this thread writes is encrypted with it.
+ */
+const keyring: SqliteKeyring | null = data.masterKey === null ? null : SqliteKeyring.open(data.dataDir, Buffer.from(data.masterKey));
+// The keyring keeps its own copy of the master key.
+data.masterKey?.fill(0);
+
 const durableSeq = (stream: string, shard: number): number => Number(Atomics.load(durable, slots.get(`${stream}/${shard}`)!));
 
 const readers = new Map<string, ShardReader>();
@@ -32,7 +41,10 @@ const source: DeliverySource = {
   async readBatch(stream, shard, fromSeq, limit): Promise<RecordBatch> {
     const key = `${stream}/${shard}`;
     let reader = readers.get(key);
-    if (!reader) readers.set(key, (reader = new ShardReader(join(data.dataDir, 'stream', stream, String(shard)))));
+    if (!reader) {
+      reader = new ShardReader(join(data.dataDir, 'stream', stream, String(shard)), segmentKeys(keyring, stream, shard));
+      readers.set(key, reader);
+    }
     return reader.readBatch(fromSeq, limit, durableSeq(stream, shard));
   },
   async waitForAppend(stream, shard, afterSeq, timeoutMs): Promise<Seq> {
@@ -54,7 +66,7 @@ const source: DeliverySource = {
 const catalog = new SqliteCatalog(join(data.dataDir, 'catalog.db'));
 const store = new LocalObjectStore(join(data.dataDir, 'lake'));
 await store.init();
-const writer = await ChunkWriter.open(store);
+const writer = await ChunkWriter.open(store, { keyring });
 const delivery = new Delivery({
   stream: source,
   catalog,
@@ -73,6 +85,7 @@ port.on('message', (message: ToDeliveryWorker) => {
     await delivery.stop();
     await writer.close();
     await catalog.close();
+    await keyring?.close();
     post({ type: 'stopped' });
     port.close();
   })();

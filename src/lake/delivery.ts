@@ -3,7 +3,7 @@ import type { Catalog } from '../catalog/index.js';
 import type { ProjectConfig, StreamConfig } from '../config/index.js';
 import { asSeq, type RecordBatch, type Stream } from '../stream/index.js';
 import { quoteIdent, sqlString } from '../util/duckdb.js';
-import { readJsonColumns, type ChunkWriter } from './chunk-writer.js';
+import { readJsonColumns, readJsonText, type ChunkWriter } from './chunk-writer.js';
 import type { ObjectStore } from './types.js';
 
 /** The log consumer name delivery checkpoints under, so retention keeps what is not delivered yet. */
@@ -173,16 +173,28 @@ export class Delivery {
     const firstSeq = state.deliveredSeq + 1;
     const lastSeq = state.deliveredSeq + state.buffered;
     const name = state.stream.name;
-    const staged = this.store.stagingPath(`${name}-${state.shard}-${firstSeq}-${lastSeq}-ndjson`);
+    // Staged as a file for DuckDB's read_json, unless chunks are encrypted: then the records must never touch
+    // the disk in plaintext, and DuckDB reads them from memory (readJsonText), bound as one parameter.
+    const staged = this.writer.encrypts ? null : this.store.stagingPath(`${name}-${state.shard}-${firstSeq}-${lastSeq}-ndjson`);
     try {
-      await writeFile(staged, withOffsets(state.buffer, state.buffered, state.bufferBytes, state.shard));
-      const columns = readJsonColumns(state.stream.fields, OFFSET_COLUMNS);
+      const ndjson = withOffsets(state.buffer, state.buffered, state.bufferBytes, state.shard);
       const select = [...state.stream.fields.map((field) => quoteIdent(field.name)), '__shard', '__seq'].join(', ');
+      let source: string;
+      let parameters: Buffer[] = [];
+      if (staged === null) {
+        source = `SELECT ${select} FROM (${readJsonText(state.stream.fields, OFFSET_COLUMNS)}) AS records`;
+        parameters = [ndjson];
+      } else {
+        await writeFile(staged, ndjson);
+        const columns = readJsonColumns(state.stream.fields, OFFSET_COLUMNS);
+        source = `SELECT ${select} FROM read_json(${sqlString(staged)}, format = 'newline_delimited', columns = ${columns})`;
+      }
       const files = await this.writer.write({
         prefix: `raw/${name}`,
         stem: `${state.shard}-${firstSeq}-${lastSeq}`,
         eventTime: state.stream.eventTime,
-        source: `SELECT ${select} FROM read_json(${sqlString(staged)}, format = 'newline_delimited', columns = ${columns})`,
+        source,
+        parameters,
       });
       await this.catalog.commitDelivery(name, state.shard, firstSeq, lastSeq, files);
       state.deliveredSeq = lastSeq;
@@ -197,7 +209,7 @@ export class Delivery {
       this.log(`delivery of ${name}/${state.shard} seqs ${firstSeq}-${lastSeq} failed, retrying: ${state.lastError}`);
       await this.idle(new Promise((resolve) => setTimeout(resolve, RETRY_MS)));
     } finally {
-      await rm(staged, { force: true });
+      if (staged !== null) await rm(staged, { force: true });
     }
   }
 }

@@ -13,3 +13,6 @@ export { AUDIT_TABLE } from './audit.js';
 export { tableResource } from './resources.js';
 export { deriveScramVerifier, formatScramVerifier, parseScramVerifier, SCRAM_ITERATIONS, type ScramVerifier } from './scram.js';
 export { dataKeyId, MemoryKeyring, type DataKey, type Keyring } from './keyring.js';
+export { loadMasterKey, MASTER_KEY_BYTES, MASTER_KEY_ENV, NEW_MASTER_KEY_ENV, parseMasterKey, readKeyFile } from './master-key.js';
+export { checkDataDirEncryption, isEncryptedDataDir, KEYRING_FILE, keyringPath, SqliteKeyring, verifyMasterKey } from './data-keys.js';
+export { loadServerKey, SecretSealer, SERVER_KEY_BYTES, serverKeyPath } from './server-key.js';

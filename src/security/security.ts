@@ -8,6 +8,7 @@ import { Policies, type Action, type Resource } from './policies.js';
 import { RateLimiter } from './rate-limit.js';
 import { tableResource } from './resources.js';
 import type { ScramVerifier } from './scram.js';
+import { SecretSealer } from './server-key.js';
 import { Sessions } from './sessions.js';
 import { ADMIN_TOKEN_NAME, MIN_ADMIN_TOKEN_LENGTH, TokenRegistry, type Principal, type TokenInfo } from './tokens.js';
 
@@ -21,6 +22,11 @@ export interface SecurityOptions {
   /** Told once about tokens whose policies the config no longer declares. */
   readonly log?: (message: string) => void;
   readonly now?: () => number;
+  /**
+   * The server key (src/security/server-key.ts): new tokens' text is kept sealed under it, for AWS Signature V4
+   * (the Kinesis API). Without one, tokens are kept as hashes alone and cannot sign Kinesis requests.
+   */
+  readonly serverKey?: Buffer | null;
 }
 
 /** Where a request came from, for the audit log. */
@@ -85,7 +91,8 @@ export class Security {
           '(e.g. `openssl rand -base64 32`)',
       );
     }
-    const tokens = await TokenRegistry.open(options.store, adminToken, now);
+    const sealer = options.serverKey ? new SecretSealer(options.serverKey) : null;
+    const tokens = await TokenRegistry.open(options.store, adminToken, now, sealer);
     const policies = new Policies(options.config.policies);
     const orphaned = tokens.list().filter((token) => token.policies.some((policy) => !policies.has(policy)));
     for (const token of orphaned) {
@@ -124,6 +131,15 @@ export class Security {
    */
   scramPrincipal(name: string, verifier: ScramVerifier): Principal | null {
     return this.tokens.scramPrincipal(name, verifier);
+  }
+
+  /**
+   * The text of the token named `name`, for the Kinesis API's AWS Signature V4 check (access key id = the token's
+   * name, secret access key = the token), which needs the secret itself; null when there is no such token or its
+   * text was not kept (made before sealed secrets, or without a server key). Callers verify, then forget it.
+   */
+  signingSecret(name: string): string | null {
+    return this.tokens.signingSecret(name);
   }
 
   /** Whether a token of this name exists. */

@@ -2,6 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ADMIN_POLICY } from '../config/index.js';
 import type { SecurityStore, StoredToken } from '../catalog/index.js';
 import { deriveScramVerifier, formatScramVerifier, parseScramVerifier, type ScramVerifier } from './scram.js';
+import type { SecretSealer } from './server-key.js';
 
 /** Who a request acts as: a token's name and policies. Never the token itself. */
 export interface Principal {
@@ -34,6 +35,8 @@ interface Entry {
   readonly digest: Buffer;
   /** The SCRAM-SHA-256 verifier the PostgreSQL listener checks; null for a stored token made before verifiers were kept. */
   readonly scram: ScramVerifier | null;
+  /** The token's text sealed under the server key, for AWS Signature V4 (the Kinesis API); null when not kept. */
+  readonly sealedSecret: string | null;
   readonly createdAt: string | null;
   /** False for the token from STRATA_ADMIN_TOKEN, which lives in the environment only. */
   readonly stored: boolean;
@@ -70,11 +73,18 @@ export class TokenRegistry {
   private constructor(
     private readonly store: SecurityStore,
     private readonly now: () => number,
+    /** Seals each new token's text for AWS Signature V4; without one, no token can sign Kinesis requests. */
+    private readonly sealer: SecretSealer | null,
   ) {}
 
   /** Loads the stored tokens; `adminToken` (STRATA_ADMIN_TOKEN) is accepted too, as the built-in admin. */
-  static async open(store: SecurityStore, adminToken: string | undefined, now: () => number = Date.now): Promise<TokenRegistry> {
-    const registry = new TokenRegistry(store, now);
+  static async open(
+    store: SecurityStore,
+    adminToken: string | undefined,
+    now: () => number = Date.now,
+    sealer: SecretSealer | null = null,
+  ): Promise<TokenRegistry> {
+    const registry = new TokenRegistry(store, now, sealer);
     for (const token of await store.tokens()) registry.add(token, true);
     if (adminToken !== undefined) {
       const hash = hashToken(adminToken);
@@ -86,6 +96,8 @@ export class TokenRegistry {
           digest: Buffer.from(hash, 'hex'),
           // Derived at every start and held in memory only, as the token's hash is.
           scram: await deriveScramVerifier(adminToken),
+          // In memory only, like the rest of this entry; sealed all the same, so no token text sits in the heap's maps.
+          sealedSecret: sealer?.seal(adminToken, ADMIN_TOKEN_NAME) ?? null,
           createdAt: null,
           stored: false,
           lastUsedMs: null,
@@ -105,6 +117,7 @@ export class TokenRegistry {
       principal: { name: token.name, policies: token.policies, admin: token.policies.includes(ADMIN_POLICY), hash: token.hash },
       digest: Buffer.from(token.hash, 'hex'),
       scram: parseScramVerifier(token.scram),
+      sealedSecret: token.sealedSecret ?? null,
       createdAt: token.createdAt,
       stored: true,
       lastUsedMs,
@@ -167,7 +180,18 @@ export class TokenRegistry {
     return entry.principal;
   }
 
-  /** Makes a token: answers its text, which is never kept (only its hash and SCRAM verifier are). */
+  /**
+   * The text of the token named `name`, opened from its sealed copy, for checking an AWS Signature V4 (the access
+   * key id is the name, the secret access key the text); null when there is no such token or no sealed copy. The
+   * environment's admin token comes first, as for SCRAM.
+   */
+  signingSecret(name: string): string | null {
+    const entry = this.scramEntry(name);
+    if (entry?.sealedSecret == null || this.sealer === null) return null;
+    return this.sealer.open(entry.sealedSecret, entry.principal.name);
+  }
+
+  /** Makes a token: answers its text, which is never kept in the clear (its hash, SCRAM verifier and sealed copy are). */
   async create(name: string, policies: readonly string[]): Promise<string> {
     const token = newToken();
     const stored: StoredToken = {
@@ -177,6 +201,7 @@ export class TokenRegistry {
       createdAt: new Date(this.now()).toISOString(),
       lastUsedAt: null,
       scram: formatScramVerifier(await deriveScramVerifier(token)),
+      sealedSecret: this.sealer?.seal(token, name) ?? null,
     };
     await this.store.addToken(stored);
     this.add(stored, true);

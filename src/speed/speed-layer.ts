@@ -1,11 +1,15 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DuckDBInstance, type DuckDBConnection, type DuckDBPreparedStatement } from '@duckdb/node-api';
+import { BLOB, blobValue, DuckDBInstance, type DuckDBConnection, type DuckDBPreparedStatement } from '@duckdb/node-api';
 import { batchPartialRelations, partialRelations, type PartialRelation } from '../batch/index.js';
 import type { Catalog, ViewVersionInfo } from '../catalog/index.js';
 import type { ProjectConfig, StreamConfig } from '../config/index.js';
 import { NotFoundError } from '../errors.js';
 import { OFFSET_COLUMNS, readJsonColumns, withOffsets, type ObjectStore } from '../lake/index.js';
+import { readJsonText } from '../lake/chunk-writer.js';
+import { copyEncryption, encryptionSettings, ParquetKeys, readEncryption } from '../lake/parquet-encryption.js';
+import type { DataKey, Keyring } from '../security/keyring.js';
 import { asSeq, type Stream } from '../stream/index.js';
 import type { DerivedTable } from '../sql/index.js';
 import { quoteIdent, sqlString } from '../util/duckdb.js';
@@ -41,7 +45,21 @@ export interface SpeedLayerOptions {
   /** A directory of its own for staged micro-batches; emptied at open. */
   readonly stagingDir: string;
   readonly log?: (message: string) => void;
+  /**
+   * With a keyring (encryption at rest), nothing of a record reaches the disk in plaintext: micro-batches are
+   * read from memory instead of staged files, the Parquet exports for the SQL engine are encrypted (under keys
+   * of the layer's own, see {@link SpeedLayer.derivedTables}), batch files are read with their keys, and what
+   * DuckDB spills is encrypted. Null or absent: as without encryption.
+   */
+  readonly keyring?: Keyring | null;
 }
+
+/**
+ * Export files encrypted under one export key before the next is drawn. Export keys live in memory only (the
+ * files die with the process), bounded like the lake's keys are: DuckDB's GCM nonces here come from a generator
+ * that is not cryptographically secure, so no key covers an unbounded number of files.
+ */
+const EXPORT_FILES_PER_KEY = 1024;
 
 /** One micro-batch of one shard: its partial rows carry this range. */
 interface Range {
@@ -184,6 +202,11 @@ export class SpeedLayer {
    * recently used first.
    */
   private readonly prepared = new Map<string, DuckDBPreparedStatement>();
+  /** The data keys this instance knows (batch files, lake chunks, exports). */
+  private readonly keys: ParquetKeys;
+  /** The export keys still read by kept exports, by id, and the one in use with the files it encrypted so far. */
+  private readonly exportKeys = new Map<string, DataKey>();
+  private exportKey: { key: DataKey; files: number } | null = null;
 
   private constructor(
     private readonly options: SpeedLayerOptions,
@@ -192,12 +215,14 @@ export class SpeedLayer {
     /** Loads newly published batch versions beside the micro-batches, so a hand-over never stalls them. */
     private readonly loader: DuckDBConnection,
     private readonly states: ReadonlyMap<string, ViewState>,
-  ) {}
+  ) {
+    this.keys = new ParquetKeys(options.keyring ?? null);
+  }
 
   static async open(options: SpeedLayerOptions): Promise<SpeedLayer> {
     await rm(options.stagingDir, { recursive: true, force: true });
     await mkdir(options.stagingDir, { recursive: true });
-    const instance = await DuckDBInstance.create(':memory:', { threads: '2' });
+    const instance = await DuckDBInstance.create(':memory:', { threads: '2', ...encryptionSettings(options.keyring) });
     const connection = await instance.connect();
     await connection.run(`SET TimeZone = 'UTC'`);
     const states = new Map<string, ViewState>();
@@ -340,7 +365,9 @@ export class SpeedLayer {
         versionPartials: async (version) => {
           const info = (await catalog.viewVersions(state.view.name)).find((v) => v.version === version);
           if (!info) return null;
-          return { partials: batchPartialRelations(state.view, emptySource, info.files, store), watermark: info.watermark[state.stream.name] ?? {} };
+          const partials = batchPartialRelations(state.view, emptySource, info.files, store, this.keys.keyring);
+          await this.keys.registerNamed(this.connection, this.relationList(state, partials).join('\n'));
+          return { partials, watermark: info.watermark[state.stream.name] ?? {} };
         },
       };
       return read(snapshot, this.connection);
@@ -362,7 +389,9 @@ export class SpeedLayer {
         (chunk.shard === null ? chunk.id <= info.maxImportChunk : (chunk.lastSeq ?? 0) <= (watermark[String(chunk.shard)] ?? 0)),
     );
     if (chunks.length === 0) return null;
-    const groups = await new FileSchemas(this.connection).group(chunks.map((chunk) => this.options.store.location(chunk.key)));
+    const groups = await new FileSchemas(this.connection, this.keys).group(
+      chunks.map((chunk) => this.keys.file(this.options.store.location(chunk.key), chunk.key)),
+    );
     return this.options.sources.get(name)!.recordsSql(viewQuery({ kind: 'raw', columns: state.stream.fields }, groups));
   }
 
@@ -391,9 +420,11 @@ export class SpeedLayer {
   derivedTables(): DerivedTable[] {
     return [...this.states.values()].flatMap((state) => {
       const generation = `${state.version?.info.version ?? 'none'}-${state.generation}`;
+      // The SQL engine finds the export keys here (they are in no keyring).
+      const keys = { keyById: (id: string) => this.exportKeys.get(id) ?? missingExportKey(id) };
       return [
-        { name: `${state.view.name}__speed`, state: generation, sql: async () => mergeSql(state.view, (await this.export(state)).speed) },
-        { name: state.view.name, state: generation, sql: async () => mergeSql(state.view, (await this.export(state)).merged) },
+        { name: `${state.view.name}__speed`, state: generation, sql: async () => mergeSql(state.view, (await this.export(state)).speed), keys },
+        { name: state.view.name, state: generation, sql: async () => mergeSql(state.view, (await this.export(state)).merged), keys },
       ];
     });
   }
@@ -409,12 +440,15 @@ export class SpeedLayer {
       for (let i = 0; i < state.relations.length; i++) {
         // In the lake's staging area: the SQL engine may read only under the lake (and recovery clears it).
         const path = this.options.store.stagingPath(`speed-export-${state.view.name}`);
-        await this.connection.run(`COPY (SELECT * EXCLUDE (${RANGE_COLUMNS.join(', ')}) FROM ${state.tables[i]!}) TO ${sqlString(path)} (FORMAT parquet)`);
+        const key = await this.nextExportKey();
+        await this.connection.run(
+          `COPY (SELECT * EXCLUDE (${RANGE_COLUMNS.join(', ')}) FROM ${state.tables[i]!}) TO ${sqlString(path)} (FORMAT parquet${copyEncryption(key)})`,
+        );
         files.push(path);
-        speedSql.push(`SELECT * FROM read_parquet(${sqlString(path)})`);
+        speedSql.push(`SELECT * FROM read_parquet(${sqlString(path)}${readEncryption(key?.id ?? null)})`);
       }
       // The SQL engine is a DuckDB of its own: it reads the version's files, not this one's tables.
-      const batch = batchPartialRelations(state.view, this.emptySource(state), state.version?.info.files ?? [], this.options.store);
+      const batch = batchPartialRelations(state.view, this.emptySource(state), state.version?.info.files ?? [], this.options.store, this.keys.keyring);
       const batchSql = this.relationList(state, batch);
       const exported = {
         generation: state.generation,
@@ -432,8 +466,34 @@ export class SpeedLayer {
         else keep.push(old);
       }
       state.exports = [...keep, exported];
+      this.forgetExportKeys();
       return exported;
     });
+  }
+
+  /**
+   * The key for the next export file, drawn at random in memory (the files die with the process), registered;
+   * null without a keyring. A key serves {@link EXPORT_FILES_PER_KEY} files, then the next is drawn.
+   */
+  private async nextExportKey(): Promise<DataKey | null> {
+    if (!this.keys.enabled) return null;
+    if (this.exportKey === null || this.exportKey.files >= EXPORT_FILES_PER_KEY) {
+      const key = { id: `k_${randomBytes(16).toString('hex')}`, key: randomBytes(32) };
+      this.exportKeys.set(key.id, key);
+      this.exportKey = { key, files: 0 };
+      await this.keys.register(this.connection, [key]);
+    }
+    this.exportKey.files++;
+    return this.exportKey.key;
+  }
+
+  /** Forgets the export keys no kept export reads any more (the SQL engine registered the ones it read with). */
+  private forgetExportKeys(): void {
+    const used = new Set<string>();
+    for (const state of this.states.values()) {
+      for (const kept of state.exports) for (const sql of this.relationList(state, kept.speed)) for (const [, id] of sql.matchAll(/footer_key: '(k_[0-9a-f]+)'/g)) used.add(id!);
+    }
+    for (const id of this.exportKeys.keys()) if (id !== this.exportKey?.key.id && !used.has(id)) this.exportKeys.delete(id);
   }
 
   /** Stops the micro-batches and closes DuckDB; the state is rebuilt from the log at the next open. */
@@ -548,7 +608,8 @@ export class SpeedLayer {
     const info = (await this.options.catalog.viewVersions(state.view.name)).find((v) => v.version === version);
     // Replaced between the two reads: the next pass loads the newer one.
     if (!info || this.closed) return;
-    const files = this.relationList(state, batchPartialRelations(state.view, this.emptySource(state), info.files, this.options.store));
+    const files = this.relationList(state, batchPartialRelations(state.view, this.emptySource(state), info.files, this.options.store, this.keys.keyring));
+    await this.keys.registerNamed(this.loader, files.join('\n'));
     const tag = `${state.prefix}_v${info.version}`;
     const partials = state.relations.map((relation) => quoteIdent(`${tag}_${relation.name}`));
     const final = quoteIdent(`${tag}_final`);
@@ -671,15 +732,25 @@ export class SpeedLayer {
       if (batch.count === 0) throw new Error(`the log of ${name}/${shard} holds no record at seq ${first}`);
       if (batch.firstSeq !== first) throw new Error(`the log of ${name}/${shard} gave seq ${batch.firstSeq} where ${first} was expected`);
       const last = first + batch.count - 1;
-      const staged = join(this.options.stagingDir, `${this.staged++}.ndjson`);
+      // With encryption at rest the records are read from memory, as delivery then reads them: never staged.
+      const staged = this.keys.enabled ? null : join(this.options.stagingDir, `${this.staged++}.ndjson`);
       try {
-        await writeFile(staged, withOffsets([batch], batch.count, batch.bytes, shard));
-        const columns = readJsonColumns(state.stream.fields, OFFSET_COLUMNS);
+        const ndjson = withOffsets([batch], batch.count, batch.bytes, shard);
         const select = [...state.stream.fields.map((field) => quoteIdent(field.name)), '"__shard"', '"__seq"'].join(', ');
         // Parsed once into a temporary table, then every relation's partial plan reads that table.
-        await this.connection.run(
-          `CREATE OR REPLACE TEMP TABLE micro_batch AS SELECT ${select} FROM read_json(${sqlString(staged)}, format = 'newline_delimited', columns = ${columns})`,
-        );
+        if (staged === null) {
+          await this.connection.run(
+            `CREATE OR REPLACE TEMP TABLE micro_batch AS SELECT ${select} FROM (${readJsonText(state.stream.fields, OFFSET_COLUMNS)}) AS records`,
+            [blobValue(ndjson)],
+            [BLOB],
+          );
+        } else {
+          await writeFile(staged, ndjson);
+          const columns = readJsonColumns(state.stream.fields, OFFSET_COLUMNS);
+          await this.connection.run(
+            `CREATE OR REPLACE TEMP TABLE micro_batch AS SELECT ${select} FROM read_json(${sqlString(staged)}, format = 'newline_delimited', columns = ${columns})`,
+          );
+        }
         // The same records the batch layer reads from chunks: cleaned by the stream's transform, if any, and
         // without the copies of a key another layer or an earlier micro-batch already counts.
         const records = this.options.sources.get(name)!;
@@ -703,7 +774,7 @@ export class SpeedLayer {
         }
       } finally {
         for (const table of ['micro_batch', 'micro_clean', 'micro_clean_ordered', 'micro_clean_losers']) await this.connection.run(`DROP TABLE IF EXISTS ${quoteIdent(table)}`).catch(() => undefined);
-        await rm(staged, { force: true });
+        if (staged !== null) await rm(staged, { force: true });
       }
       state.generation++;
       if (replace) recomputed.push({ first, last });
@@ -773,4 +844,8 @@ export class SpeedLayer {
     }
     return oldest;
   }
+}
+
+function missingExportKey(id: string): never {
+  throw new Error(`no speed layer export key ${id}`);
 }

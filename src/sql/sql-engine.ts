@@ -9,6 +9,8 @@ import {
 import type { Catalog, TableInfo } from '../catalog/index.js';
 import { OverloadedError, QueryError, QueryRefusedError, QueryTimeoutError, StrataError, TooLargeError } from '../errors.js';
 import type { ObjectStore } from '../lake/index.js';
+import { encryptionSettings, ParquetKeys } from '../lake/parquet-encryption.js';
+import type { Keyring } from '../security/keyring.js';
 import { quoteIdent, sqlString } from '../util/duckdb.js';
 import { toJsonValue, typeName, type SqlRow } from './json-values.js';
 import { FileSchemas } from './file-schemas.js';
@@ -31,6 +33,11 @@ export interface SqlEngineOptions {
   readonly maxConcurrentQueries?: number;
   /** Tables defined by SQL over lake files rather than by catalog chunks (each view's `<view>__batch`). */
   readonly derivedTables?: () => Promise<readonly DerivedTable[]>;
+  /**
+   * The data keys of encrypted Parquet (see src/lake/parquet-encryption.ts): lake and view files are read with
+   * the key of their partition, and whatever DuckDB spills is encrypted. Null or absent: plain files only.
+   */
+  readonly keyring?: Keyring | null;
 }
 
 /** A table that is a query over lake files; rebuilt whenever its `state` changes (a view's current version). */
@@ -38,6 +45,11 @@ export interface DerivedTable {
   readonly name: string;
   readonly state: string;
   sql(): Promise<string>;
+  /**
+   * Where the engine finds data keys that the SQL names (`encryption_config = {footer_key: ...}`) and the
+   * keyring does not hold: the speed layer's keys for its short-lived exports.
+   */
+  readonly keys?: Pick<Keyring, 'keyById'>;
 }
 
 /** One column of an answer. `type` is DuckDB's type name (`VARCHAR`, `BIGINT`, `TIMESTAMP`, `JSON`...). */
@@ -111,14 +123,16 @@ export class SqlEngine {
     private readonly store: ObjectStore,
     private readonly timeoutMs: number,
     private readonly maxConcurrentQueries: number,
+    private readonly keys: ParquetKeys,
   ) {
-    this.files = new FileSchemas(admin);
+    this.files = new FileSchemas(admin, keys);
   }
 
   static async open(options: SqlEngineOptions): Promise<SqlEngine> {
     const timeoutMs = options.timeoutMs ?? 30_000;
     if (!(timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${timeoutMs}`);
-    const instance = await DuckDBInstance.create(':memory:');
+    // With a keyring, spilled data is encrypted (a creation option: it must hold before any temp file exists).
+    const instance = await DuckDBInstance.create(':memory:', encryptionSettings(options.keyring));
     try {
       const admin = await instance.connect();
       // Order matters: every setting is made before the lock, which refuses any SET after it.
@@ -128,7 +142,8 @@ export class SqlEngine {
       await admin.run(`SET allowed_directories = [${sqlString(options.lakeDir)}]`);
       await admin.run('SET enable_external_access = false');
       await admin.run('SET lock_configuration = true');
-      const engine = new SqlEngine(instance, admin, options.catalog, options.store, timeoutMs, options.maxConcurrentQueries ?? 16);
+      const keys = new ParquetKeys(options.keyring ?? null);
+      const engine = new SqlEngine(instance, admin, options.catalog, options.store, timeoutMs, options.maxConcurrentQueries ?? 16, keys);
       // Reading the footers of a large lake takes a while (≈ 1.3 s for 10,000 files), once: start it now, so
       // the first query does not wait for it. A failure here is retried by that query.
       if (options.derivedTables) engine.derivedTables = options.derivedTables;
@@ -248,7 +263,7 @@ export class SqlEngine {
         // Chunks registered since `tables()` are in the view too; its state then looks stale and is rebuilt
         // once more, which is harmless.
         const chunks = await this.catalog.chunks(table.name);
-        const groups = await this.files.group(chunks.map((chunk) => this.store.location(chunk.key)));
+        const groups = await this.files.group(chunks.map((chunk) => this.keys.file(this.store.location(chunk.key), chunk.key)));
         await this.admin.run(`CREATE OR REPLACE VIEW ${view} AS ${viewQuery(table, groups)}`);
       } catch (error) {
         // One unreadable table (a registered file gone missing) must not take SQL over the others down: its
@@ -263,7 +278,10 @@ export class SqlEngine {
     for (const table of derived) {
       const view = quoteIdent(table.name);
       try {
-        await this.admin.run(`CREATE OR REPLACE VIEW ${view} AS ${await table.sql()}`);
+        const sql = await table.sql();
+        // Keys are per instance: those the SQL reads with are registered before a query can bind it.
+        await this.keys.registerNamed(this.admin, sql, table.keys ?? null);
+        await this.admin.run(`CREATE OR REPLACE VIEW ${view} AS ${sql}`);
         this.built.set(table.name, `derived/${table.state}`);
       } catch (error) {
         const reason = `table "${table.name}" cannot be read: ${duckdbMessage(error)}`;

@@ -132,6 +132,9 @@ const MIGRATIONS = [
   // Each token's SCRAM-SHA-256 verifier (a salted hash, for the PostgreSQL listener); NULL for tokens made
   // before it was kept, which log in over the wire only by password over TLS until they are made again.
   `ALTER TABLE tokens ADD COLUMN scram TEXT;`,
+  // Each token's text sealed under the server key (AES-256-GCM, src/security/server-key.ts), never in the clear:
+  // AWS Signature V4 (the Kinesis API) needs the secret itself on the server. NULL for tokens made before.
+  `ALTER TABLE tokens ADD COLUMN sealed_secret TEXT;`,
 ];
 
 interface ChunkRow {
@@ -464,6 +467,7 @@ export class SqliteCatalog implements Catalog, SecurityStore {
       created_at: string;
       last_used_at: string | null;
       scram: string | null;
+      sealed_secret: string | null;
     }[];
     return rows.map((row) => ({
       name: row.name,
@@ -472,6 +476,7 @@ export class SqliteCatalog implements Catalog, SecurityStore {
       createdAt: row.created_at,
       lastUsedAt: row.last_used_at,
       scram: row.scram,
+      sealedSecret: row.sealed_secret,
     }));
   }
 
@@ -481,8 +486,8 @@ export class SqliteCatalog implements Catalog, SecurityStore {
         throw new TokenExistsError(`a token named "${token.name}" exists already; revoke it first or pick another name`);
       }
       this.db
-        .prepare('INSERT INTO tokens (name, hash, policies, created_at, last_used_at, scram) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(token.name, token.hash, JSON.stringify(token.policies), token.createdAt, token.lastUsedAt, token.scram);
+        .prepare('INSERT INTO tokens (name, hash, policies, created_at, last_used_at, scram, sealed_secret) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(token.name, token.hash, JSON.stringify(token.policies), token.createdAt, token.lastUsedAt, token.scram, token.sealedSecret ?? null);
     })();
   }
 

@@ -1,9 +1,10 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NotFoundError } from '../../errors.js';
+import type { Keyring } from '../../security/keyring.js';
 import { asSeq, type RecordBatch, type RecordData, type Seq, type ShardState, type StoredRecord, type Stream } from '../types.js';
 import { replaceFileDurably } from '../../util/durable-fs.js';
-import { ShardLog } from './shard-log.js';
+import { ShardLog, type CorruptFrameInfo } from './shard-log.js';
 
 /** Asked for a stream or shard that the project does not declare. */
 export class UnknownStreamError extends NotFoundError {
@@ -20,6 +21,27 @@ export interface EmbeddedStreamOptions {
   readonly onTruncate?: (info: { path: string; keptBytes: number; cutBytes: number; reason: string }) => void;
   /** Told after every group commit of a shard: its records up to `seq` are durable and readable. */
   readonly onDurable?: (stream: string, shard: number, seq: number) => void;
+  /**
+   * Encryption at rest: with a keyring every frame is sealed (AES-256-GCM) under a data key per segment, scope
+   * {@link logSegmentScope}; without one (null, the default) the log is plain.
+   */
+  readonly keyring?: Keyring | null;
+  /** Told about a corrupt frame found in the middle of a segment at open (kept, never served). */
+  readonly onCorrupt?: (info: CorruptFrameInfo) => void;
+}
+
+/** The keyring scope of one log segment's data key: `log/<stream>/<shard>/<first seq, 20 digits>`. */
+export function logSegmentScope(stream: string, shard: number, segmentBaseSeq: number): string {
+  return `log/${stream}/${shard}/${String(segmentBaseSeq).padStart(20, '0')}`;
+}
+
+/**
+ * The data key of each segment of one shard, by the segment's first seq (its file name): what the writer seals
+ * with and every reader, in any thread, opens with. Null for a plain log.
+ */
+export function segmentKeys(keyring: Keyring | null | undefined, stream: string, shard: number): ((segmentBaseSeq: number) => Buffer) | null {
+  if (!keyring) return null;
+  return (segmentBaseSeq) => keyring.keyFor(logSegmentScope(stream, shard, segmentBaseSeq)).key;
 }
 
 type Checkpoints = Record<string, Record<string, number>>;
@@ -51,6 +73,8 @@ export class EmbeddedStream implements Stream {
               segmentBytes,
               onTruncate: options.onTruncate,
               onDurable: options.onDurable && ((seq) => options.onDurable!(name, shard, seq)),
+              segmentKey: segmentKeys(options.keyring, name, shard),
+              onCorrupt: options.onCorrupt,
             }),
           );
         }

@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { asSeq, type RecordBatch, type Seq } from '../types.js';
 import { CorruptLogError } from './errors.js';
-import { decodeFrame, type DecodedFrame } from './frame.js';
+import { decodeFrame, openFrame, type DecodedFrame } from './frame.js';
 
 /** Reads fetch at least this much of a segment at a time. */
 const READ_CHUNK_BYTES = 1024 * 1024;
@@ -49,8 +49,13 @@ export class FrameBatch implements RecordBatch {
  * Walks the frames of one segment file from byte `start.position` (a frame start) up to byte `end`, handing
  * each frame to `take` with how many of its records to skip (before `fromSeq`) and to take (at most `limit` in
  * all, none past `durableSeq`). Stops before a frame whose records are all past `durableSeq` (once the seq at
- * the position is known), so a frame still being written is never decoded. A frame that fails its checksum
- * inside the durable range throws {@link CorruptLogError}: it is never served.
+ * the position is known), so a frame still being written is never decoded.
+ *
+ * With `key` (the segment's data key) every frame must be sealed, and each frame taken is opened under it; a
+ * plain log (`key` null) takes only plain frames. A frame inside the durable range that fails its checksum or
+ * its authentication, that does not continue the seqs before it, or that is plain where a sealed one belongs
+ * throws {@link CorruptLogError} naming the segment and the byte: it is never served. Frames before it may
+ * already have been handed to `take`; callers keep those and stop there (see ShardLog.read).
  */
 export async function scanSegment(
   path: string,
@@ -59,6 +64,7 @@ export async function scanSegment(
   fromSeq: number,
   limit: number,
   durableSeq: number,
+  key: Buffer | null,
   take: (frame: DecodedFrame, skip: number, count: number) => void,
 ): Promise<ReadStop> {
   let position = start.position;
@@ -84,10 +90,20 @@ export async function scanSegment(
         continue;
       }
       if (typeof decoded === 'string') throw new CorruptLogError(`${path}: corrupt frame at byte ${position} (${decoded})`);
+      if (nextSeq !== null && decoded.baseSeq !== nextSeq) {
+        throw new CorruptLogError(`${path}: the frame at byte ${position} starts at seq ${decoded.baseSeq} where ${nextSeq} was expected`);
+      }
+      if (decoded.sealed !== (key !== null)) {
+        throw new CorruptLogError(
+          decoded.sealed
+            ? `${path}: the frame at byte ${position} is encrypted and no master key was given`
+            : `${path}: the frame at byte ${position} is not encrypted in an encrypted log: it was not written by Strata`,
+        );
+      }
       const skip = Math.max(0, Math.min(decoded.count, fromSeq - decoded.baseSeq));
       const last = Math.min(decoded.baseSeq + decoded.count - 1, durableSeq);
       const count = Math.max(0, Math.min(wanted, last - (decoded.baseSeq + skip) + 1));
-      if (count > 0) take(decoded, skip, count);
+      if (count > 0) take(key === null ? decoded : opened(path, position, decoded, key), skip, count);
       wanted -= count;
       // A frame not read to its end is where the next read starts.
       if (skip + count < decoded.count) return { position, nextSeq: decoded.baseSeq };
@@ -98,4 +114,16 @@ export async function scanSegment(
   } finally {
     await handle.close();
   }
+}
+
+/** A sealed frame opened under its segment's key, or the error that keeps it from being served. */
+function opened(path: string, position: number, frame: DecodedFrame, key: Buffer): DecodedFrame {
+  const result = openFrame(frame, key);
+  if (typeof result !== 'string') return result;
+  const seqs = `seqs ${frame.baseSeq}-${frame.baseSeq + frame.count - 1} by its header`;
+  throw new CorruptLogError(
+    result === 'auth'
+      ? `${path}: the frame at byte ${position} (${seqs}) fails authentication: its bytes were altered, so its records are not served`
+      : `${path}: the frame at byte ${position} (${seqs}) decrypts to malformed records, so they are not served`,
+  );
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { asSeq, type RecordData, type Seq, type StoredRecord } from '../types.js';
 import { syncDirectory } from '../../util/durable-fs.js';
 import { CorruptLogError, LogFailedError } from './errors.js';
-import { decodeFrame, encodeFrame, frameRecords, type DecodedFrame } from './frame.js';
+import { decodeFrame, encodeUnsealedFrame, findNextFrame, frameRecords, sealFrame, type DecodedFrame } from './frame.js';
 import { FrameBatch, scanSegment } from './segment-read.js';
 
 export { CorruptLogError, LogFailedError };
@@ -15,6 +15,26 @@ export interface ShardLogOptions {
   readonly onTruncate?: (info: { path: string; keptBytes: number; cutBytes: number; reason: string }) => void;
   /** Told after every group commit: records up to `seq` are durable and readable. */
   readonly onDurable?: (seq: number) => void;
+  /**
+   * Encryption at rest: the data key of the segment whose first seq is `segmentBaseSeq` (made on first use).
+   * With it every frame is sealed under its segment's key, and only sealed frames are read; without it the log
+   * is plain.
+   */
+  readonly segmentKey?: ((segmentBaseSeq: number) => Buffer) | null;
+  /**
+   * Called when opening finds a corrupt frame that intact frames follow: not a torn tail, so nothing is cut;
+   * its seqs (`fromSeq` to `toSeq`) are kept out of every read, which fails naming the segment and the byte.
+   */
+  readonly onCorrupt?: (info: CorruptFrameInfo) => void;
+}
+
+/** A corrupt frame found in the middle of a segment: where, why, and which seqs it held. */
+export interface CorruptFrameInfo {
+  readonly path: string;
+  readonly position: number;
+  readonly reason: string;
+  readonly fromSeq: number;
+  readonly toSeq: number;
 }
 
 const SEGMENT_SUFFIX = '.seg';
@@ -26,11 +46,23 @@ interface Segment {
   readonly path: string;
   /** Bytes that hold durable frames. For the active segment this grows after every sync. */
   size: number;
-  /** Sparse (seq, byte position) pairs, ascending; built on append, or by one scan on first read. */
-  index: { seqs: number[]; positions: number[] } | null;
+  /**
+   * Sparse (seq, byte position) pairs, ascending: the frame at the position starts at the seq. Built on
+   * append, or by one scan on first read. Around a corrupt frame it holds (its first seq, its position) and
+   * (the next frame's seq, that frame's position), so reads past it start past it and reads of it fail.
+   */
+  index: SegmentIndex | null;
+  /** The segment's data key once looked up; null in a plain log. */
+  key?: Buffer | null;
+}
+
+interface SegmentIndex {
+  seqs: number[];
+  positions: number[];
 }
 
 interface PendingAppend {
+  /** Encoded at append; sealed (in an encrypted log) once the segment it goes to is known. */
   readonly frame: Buffer;
   readonly firstSeq: number;
   readonly lastSeq: number;
@@ -58,6 +90,8 @@ function segmentName(baseSeq: number): string {
  */
 export class ShardLog {
   private readonly segments: Segment[];
+  /** Whether frames are sealed: decided once, at open, by the presence of segment keys. */
+  private readonly sealing: boolean;
   private active: FileHandle;
   private nextSeq: number;
   private durableSeq: number;
@@ -75,6 +109,7 @@ export class ShardLog {
     lastSeq: number,
   ) {
     this.segments = segments;
+    this.sealing = options.segmentKey != null;
     this.active = active;
     this.nextSeq = lastSeq + 1;
     this.durableSeq = lastSeq;
@@ -97,8 +132,16 @@ export class ShardLog {
     }
     const last = segments[segments.length - 1]!;
     const lastSeq = await recoverTail(last, options);
+    // The active segment's key exists before its first frame is written.
+    last.key = options.segmentKey?.(last.baseSeq) ?? null;
     const active = await open(last.path, 'r+');
     return new ShardLog(dir, options, segments, active, lastSeq);
+  }
+
+  /** The data key of a segment, looked up once; null in a plain log. */
+  private keyOf(segment: Segment): Buffer | null {
+    if (segment.key === undefined) segment.key = this.options.segmentKey?.(segment.baseSeq) ?? null;
+    return segment.key;
   }
 
   /** The newest durable seq; 0 when nothing was ever appended. */
@@ -127,7 +170,7 @@ export class ShardLog {
     if (records.length === 0) throw new RangeError('append needs at least one record');
     const firstSeq = this.nextSeq;
     const lastSeq = firstSeq + records.length - 1;
-    const frame = encodeFrame(firstSeq, records, Date.now());
+    const frame = encodeUnsealedFrame(firstSeq, records, Date.now(), this.sealing);
     this.nextSeq = lastSeq + 1;
     return new Promise<Seq>((resolve, reject) => {
       this.queue.push({ frame, firstSeq, lastSeq, resolve, reject });
@@ -161,6 +204,10 @@ export class ShardLog {
   private async writeDurably(batch: PendingAppend[]): Promise<void> {
     let segment = this.segments[this.segments.length - 1]!;
     if (segment.size >= this.options.segmentBytes) segment = await this.roll(batch[0]!.firstSeq);
+    if (this.sealing) {
+      const key = this.keyOf(segment)!;
+      for (const pending of batch) sealFrame(pending.frame, key);
+    }
     const frames = batch.map((pending) => pending.frame);
     const total = frames.reduce((sum, frame) => sum + frame.length, 0);
     let written = 0;
@@ -188,11 +235,13 @@ export class ShardLog {
   /** Seals the active segment and starts a new one whose first record will be `baseSeq`. */
   private async roll(baseSeq: number): Promise<Segment> {
     const path = join(this.dir, segmentName(baseSeq));
+    // Its key is made (and saved) before the segment exists, so that no frame is ever written without one.
+    const key = this.options.segmentKey?.(baseSeq) ?? null;
     const next = await open(path, 'wx+');
     await syncDirectory(this.dir);
     await this.active.close();
     this.active = next;
-    const segment: Segment = { baseSeq, path, size: 0, index: { seqs: [], positions: [] } };
+    const segment: Segment = { baseSeq, path, size: 0, index: { seqs: [], positions: [] }, key };
     this.segments.push(segment);
     return segment;
   }
@@ -217,20 +266,30 @@ export class ShardLog {
     return batch;
   }
 
+  /**
+   * Hands `take` the frames holding durable records from `fromSeq` on, up to `limit` records. A corrupt frame
+   * ends the read: when records before it were taken they are answered (the next read, starting at the corrupt
+   * frame, fails); when it is the first frame wanted, the read throws {@link CorruptLogError}. Its records are
+   * never served, and nothing after it is handed out in the same read, so a read never skips seqs.
+   */
   private async scan(fromSeq: number, limit: number, take: (frame: DecodedFrame, skip: number, count: number) => void) {
     const durableSeq = this.durableSeq;
     let want = Math.max(fromSeq, 1);
     let taken = 0;
-    for (let i = this.segmentIndexFor(want); taken < limit && want <= durableSeq && i < this.segments.length; i++) {
-      const segment = this.segments[i]!;
-      want = Math.max(want, segment.baseSeq);
-      if (segment.index === null) segment.index = await buildIndex(segment);
-      const position = indexFloor(segment.index, want);
-      await scanSegment(segment.path, { position, nextSeq: null }, segment.size, want, limit - taken, durableSeq, (frame, skip, count) => {
-        take(frame, skip, count);
-        taken += count;
-        want = frame.baseSeq + skip + count;
-      });
+    try {
+      for (let i = this.segmentIndexFor(want); taken < limit && want <= durableSeq && i < this.segments.length; i++) {
+        const segment = this.segments[i]!;
+        want = Math.max(want, segment.baseSeq);
+        if (segment.index === null) segment.index = await buildIndex(segment);
+        const start = indexFloor(segment, want);
+        await scanSegment(segment.path, start, segment.size, want, limit - taken, durableSeq, this.keyOf(segment), (frame, skip, count) => {
+          take(frame, skip, count);
+          taken += count;
+          want = frame.baseSeq + skip + count;
+        });
+      }
+    } catch (error) {
+      if (!(error instanceof CorruptLogError) || taken === 0) throw error;
     }
   }
 
@@ -303,75 +362,110 @@ export class ShardLog {
   }
 }
 
-function noteInIndex(segment: Segment, seq: number, position: number): void {
+function noteInIndex(segment: Segment, seq: number, position: number, force = false): void {
   const index = segment.index;
   if (index === null) return;
   const lastPosition = index.positions[index.positions.length - 1];
-  if (lastPosition === undefined || position - lastPosition >= INDEX_SPACING_BYTES) {
+  if (force || lastPosition === undefined || position - lastPosition >= INDEX_SPACING_BYTES) {
     index.seqs.push(seq);
     index.positions.push(position);
   }
 }
 
-/** The byte position of the last indexed frame that starts at or before `seq`. */
-function indexFloor(index: { seqs: number[]; positions: number[] }, seq: number): number {
-  let position = 0;
-  for (let i = 0; i < index.seqs.length && index.seqs[i]! <= seq; i++) position = index.positions[i]!;
-  return position;
+/** The last indexed frame that starts at or before `seq`: where a read of `seq` starts, and the seq there. */
+function indexFloor(segment: Segment, seq: number): { position: number; nextSeq: number } {
+  const index = segment.index!;
+  let floor = { position: 0, nextSeq: segment.baseSeq };
+  for (let i = 0; i < index.seqs.length && index.seqs[i]! <= seq; i++) floor = { position: index.positions[i]!, nextSeq: index.seqs[i]! };
+  return floor;
 }
 
-async function buildIndex(segment: Segment): Promise<{ seqs: number[]; positions: number[] }> {
-  const index = { seqs: [] as number[], positions: [] as number[] };
-  const bytes = await readFile(segment.path);
-  const target = { ...segment, index };
-  let position = 0;
-  while (position < segment.size) {
-    const decoded = decodeFrame(bytes, position);
-    if (typeof decoded === 'string') {
-      throw new CorruptLogError(`${segment.path}: corrupt frame at byte ${position} (${decoded})`);
-    }
-    noteInIndex(target, decoded.baseSeq, position);
-    position += decoded.length;
-  }
-  return index;
+/** What one pass over a segment's frames found. */
+interface SegmentWalk {
+  /** The seq after the last record of the segment's intact frames. */
+  readonly nextSeq: number;
+  /** Where the intact frames end; the file's size when they reach it. */
+  readonly end: number;
+  /** The corrupt frame nothing intact follows (a torn write), if any: the walk ends at `end` = its position. */
+  readonly tail: string | null;
+  /** Corrupt frames that intact frames follow. */
+  readonly corrupt: CorruptFrameInfo[];
 }
 
 /**
- * Scans the last segment, keeps every intact frame whose seqs continue the chain, and truncates the file
- * at the first frame that is torn or corrupt: such a frame was never acknowledged, since an ack waits for
- * the sync that would have made it whole. Answers the last seq kept.
+ * Walks the frames of a segment (`bytes`, its first `size` bytes), checking checksums, structure and that the
+ * seqs continue, and fills its index. A corrupt frame is looked past: when an intact frame with a later seq
+ * follows, the corrupt one is noted with the seqs it held (from the chain: those between its neighbours) and the
+ * walk goes on there; otherwise it is the tail. Sealed bodies are not opened here: a frame whose checksum holds
+ * but whose tag does not is found when it is read.
+ */
+function walkSegment(segment: Segment, bytes: Buffer, size: number): SegmentWalk {
+  const view = bytes.subarray(0, size);
+  const corrupt: CorruptFrameInfo[] = [];
+  let position = 0;
+  let expected = segment.baseSeq;
+  let force = false;
+  while (position < size) {
+    const decoded: DecodedFrame | string = decodeFrame(view, position);
+    if (typeof decoded !== 'string' && decoded.baseSeq === expected && decoded.count > 0) {
+      noteInIndex(segment, expected, position, force);
+      force = false;
+      expected += decoded.count;
+      position += decoded.length;
+      continue;
+    }
+    const reason =
+      typeof decoded === 'string'
+        ? decoded === 'short'
+          ? 'torn frame'
+          : `corrupt frame (${decoded})`
+        : `frame seq ${decoded.baseSeq} where ${expected} was expected`;
+    // An intact frame that only skips seqs is itself where reading goes on; anything else is looked past.
+    const next =
+      typeof decoded !== 'string' && decoded.baseSeq > expected && decoded.count > 0
+        ? { position, frame: decoded }
+        : findNextFrame(view, position + 1, expected);
+    if (next === null) return { nextSeq: expected, end: position, tail: reason, corrupt };
+    corrupt.push({ path: segment.path, position, reason, fromSeq: expected, toSeq: next.frame.baseSeq - 1 });
+    noteInIndex(segment, expected, position, true);
+    position = next.position;
+    expected = next.frame.baseSeq;
+    force = true;
+  }
+  return { nextSeq: expected, end: position, tail: null, corrupt };
+}
+
+async function buildIndex(segment: Segment): Promise<SegmentIndex> {
+  const bytes = await readFile(segment.path);
+  const target: Segment = { ...segment, index: { seqs: [], positions: [] } };
+  const walk = walkSegment(target, bytes, segment.size);
+  // A sealed segment that ends in a corrupt frame: reads from its first seq on fail there.
+  if (walk.tail !== null) noteInIndex(target, walk.nextSeq, walk.end, true);
+  return target.index!;
+}
+
+/**
+ * Scans the last segment, keeps every intact frame whose seqs continue the chain, and truncates the file at a
+ * torn or corrupt frame that nothing intact follows: such a frame was never acknowledged, since an ack waits for
+ * the sync that would have made it whole. A corrupt frame that intact frames follow is not a torn write (later
+ * syncs completed after it): cutting there would drop acknowledged records, so it is kept, reported through
+ * `onCorrupt`, and never served. Answers the last seq kept.
  */
 async function recoverTail(segment: Segment, options: ShardLogOptions): Promise<number> {
   const bytes = await readFile(segment.path);
-  const index = { seqs: [] as number[], positions: [] as number[] };
-  segment.index = index;
-  let position = 0;
-  let expected = segment.baseSeq;
-  let problem: string | null = null;
-  while (position < bytes.length) {
-    const decoded: DecodedFrame | string = decodeFrame(bytes, position);
-    if (typeof decoded === 'string') {
-      problem = decoded === 'short' ? 'torn frame' : `corrupt frame (${decoded})`;
-      break;
-    }
-    if (decoded.baseSeq !== expected || decoded.count === 0) {
-      problem = `frame seq ${decoded.baseSeq} where ${expected} was expected`;
-      break;
-    }
-    noteInIndex(segment, decoded.baseSeq, position);
-    expected += decoded.count;
-    position += decoded.length;
-  }
-  if (problem !== null) {
+  segment.index = { seqs: [], positions: [] };
+  const walk = walkSegment(segment, bytes, bytes.length);
+  for (const info of walk.corrupt) options.onCorrupt?.(info);
+  if (walk.tail !== null) {
     const handle = await open(segment.path, 'r+');
     try {
-      await handle.truncate(position);
+      await handle.truncate(walk.end);
       await handle.datasync();
     } finally {
       await handle.close();
     }
-    options.onTruncate?.({ path: segment.path, keptBytes: position, cutBytes: bytes.length - position, reason: problem });
+    options.onTruncate?.({ path: segment.path, keptBytes: walk.end, cutBytes: bytes.length - walk.end, reason: walk.tail });
   }
-  segment.size = position;
-  return expected - 1;
+  segment.size = walk.end;
+  return walk.nextSeq - 1;
 }
