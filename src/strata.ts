@@ -152,7 +152,7 @@ export class Strata {
       const batchDerived = batchTables(catalog, store, sources, views, keyring);
       const cleanDerived = transformTables(sources);
       // Records the Kinesis API accepted but the schema refuses: kept beside the lake, unioned into `<stream>__quarantine`.
-      const kinesis = await KinesisState.open({ quarantineDir: join(dataDir, 'lake', '_kinesis_quarantine'), config: options.config, serverKey });
+      const kinesis = await KinesisState.open({ quarantineDir: join(dataDir, 'lake', '_kinesis_quarantine'), config: options.config, serverKey, keyring });
       opened.push(kinesis);
       const sql = await SqlEngine.open({
         keyring,

@@ -1,4 +1,5 @@
 import type { ProjectConfig } from '../config/index.js';
+import type { Keyring } from '../security/index.js';
 import { KinesisQuarantine } from './quarantine-store.js';
 import { ShardIterators } from './shard-iterators.js';
 
@@ -13,8 +14,8 @@ export class KinesisState {
     readonly iterators: ShardIterators,
   ) {}
 
-  static async open(options: { quarantineDir: string; config: ProjectConfig; serverKey: Buffer }): Promise<KinesisState> {
-    const quarantine = await KinesisQuarantine.open(options.quarantineDir, options.config);
+  static async open(options: { quarantineDir: string; config: ProjectConfig; serverKey: Buffer; keyring?: Keyring | null }): Promise<KinesisState> {
+    const quarantine = await KinesisQuarantine.open(options.quarantineDir, options.config, options.keyring ?? null);
     return new KinesisState(quarantine, new ShardIterators(options.serverKey));
   }
 

@@ -1,7 +1,11 @@
-import { mkdir, open, readdir, readFile, truncate, type FileHandle } from 'node:fs/promises';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rm, truncate, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { BLOB, blobValue, DuckDBInstance } from '@duckdb/node-api';
 import type { ProjectConfig, StreamConfig } from '../config/index.js';
 import { OverloadedError } from '../errors.js';
+import { copyEncryption, encryptionSettings, readEncryption } from '../lake/parquet-encryption.js';
+import type { DataKey, Keyring } from '../security/index.js';
 import type { DerivedTable } from '../sql/index.js';
 import { quarantineTableName } from '../transform/index.js';
 import { DUCKDB_TYPES, quoteIdent, sqlString } from '../util/duckdb.js';
@@ -29,6 +33,12 @@ import { DUCKDB_TYPES, quoteIdent, sqlString } from '../util/duckdb.js';
  *   a `<stream>__quarantine` table of these records alone once it has one. Each record's fields appear typed when
  *   they parse as their schema type (NULL otherwise), with `__shard`, `__quarantine_reason`, `__kinesis_data`,
  *   `__kinesis_partition_key` and `__kinesis_arrived_at`; `__seq` is NULL (the record is in no shard's log).
+ * - Encrypted at rest with a keyring: each line is `{"qseq": N, "sealed": "<base64>"}`, the plain line sealed with
+ *   AES-256-GCM under a data key per million qseqs of the stream (scope `kinesis-quarantine/<stream>/<block>`, a
+ *   random nonce per line, the stream and qseq as associated data), so counting and crash recovery still work line by line. DuckDB
+ *   cannot read such lines, so the SQL table reads an encrypted Parquet file written from the opened lines (held in
+ *   memory, never on disk in the clear) each time the quarantine grew, under a key of its own kept in memory only;
+ *   those files are deleted at open and as newer ones replace them.
  * - Replay: a record here becomes valid only under a new schema, which takes a restart; re-sending `__kinesis_data`
  *   (through either API) after the fix puts it in the log, and `__kinesis_arrived_at` tells which were handled.
  */
@@ -58,6 +68,7 @@ interface PendingAppend {
 
 interface StreamQuarantine {
   readonly config: StreamConfig;
+  readonly name: string;
   readonly dir: string;
   /** Segment paths in qseq order. */
   readonly segments: string[];
@@ -78,11 +89,24 @@ export class KinesisQuarantine {
   /** The error that stopped the store, if one did. */
   private failed: unknown = null;
 
-  private constructor(private readonly streams: ReadonlyMap<string, StreamQuarantine>) {}
+  /** With a keyring: the DuckDB that writes the encrypted files the SQL table reads, and their keys (memory only). */
+  private readonly sqlFiles: { instance: DuckDBInstance | null; readonly keys: Map<string, DataKey>; sequence: number } = {
+    instance: null,
+    keys: new Map(),
+    sequence: 0,
+  };
+
+  private constructor(
+    private readonly streams: ReadonlyMap<string, StreamQuarantine>,
+    private readonly keyring: Keyring | null,
+    private readonly dir: string,
+  ) {}
 
   /** Opens the store under `dir` (`<data>/lake/_kinesis_quarantine`), cutting a partial last line left by a crash. */
-  static async open(dir: string, config: ProjectConfig): Promise<KinesisQuarantine> {
+  static async open(dir: string, config: ProjectConfig, keyring: Keyring | null = null): Promise<KinesisQuarantine> {
     const streams = new Map<string, StreamQuarantine>();
+    // The SQL files of a previous process: their keys died with it.
+    await rm(join(dir, SQL_FILES), { recursive: true, force: true });
     for (const stream of config.streams.values()) {
       const streamDir = join(dir, stream.name);
       await mkdir(streamDir, { recursive: true });
@@ -102,6 +126,7 @@ export class KinesisQuarantine {
       }
       streams.set(stream.name, {
         config: stream,
+        name: stream.name,
         dir: streamDir,
         segments: names.map((name) => join(streamDir, name)),
         handle: null,
@@ -112,7 +137,7 @@ export class KinesisQuarantine {
         drained: Promise.resolve(),
       });
     }
-    return new KinesisQuarantine(streams);
+    return new KinesisQuarantine(streams, keyring, dir);
   }
 
   /** Records of the stream kept here, since its first. */
@@ -129,7 +154,7 @@ export class KinesisQuarantine {
     if (target === undefined) throw new Error(`no quarantine for stream "${stream}"`);
     if (this.failed !== null) throw this.failed;
     const first = target.nextQseq;
-    const lines = records.map((record, i) => quarantineLine(first + i, record, now));
+    const lines = records.map((record, i) => this.seal(target, first + i, quarantineLine(first + i, record, now)));
     const text = lines.join('');
     const bytes = Buffer.byteLength(text);
     if (this.pendingBytes + bytes > MAX_PENDING_BYTES) {
@@ -141,6 +166,66 @@ export class KinesisQuarantine {
       target.queue.push({ firstQseq: first, text, bytes, resolve: () => resolve(first), reject });
       if (!target.writing) target.drained = this.drain(target);
     });
+  }
+
+  /** The line as stored: itself without a keyring, else sealed under the key of its block of {@link SEAL_BLOCK} qseqs. */
+  private seal(target: StreamQuarantine, qseq: number, line: string): string {
+    if (this.keyring === null) return line;
+    const key = this.keyring.keyFor(sealScope(target.name, qseq)).key;
+    const nonce = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', key, nonce);
+    cipher.setAAD(Buffer.from(`${target.name}/${qseq}`));
+    const sealed = Buffer.concat([nonce, cipher.update(line.slice(0, -1), 'utf8'), cipher.final(), cipher.getAuthTag()]);
+    return `${JSON.stringify({ qseq, sealed: sealed.toString('base64') })}\n`;
+  }
+
+  /** The plain NDJSON of a segment's lines (each opened when sealed); a line that does not open fails the read. */
+  private async openSegment(target: StreamQuarantine, path: string): Promise<Buffer> {
+    const text = await readFile(path, 'utf8');
+    if (this.keyring === null) return Buffer.from(text);
+    const out: string[] = [];
+    const lines = text.split('\n');
+    // The last line is complete only when the text ends with a newline: one being appended is left for later.
+    lines.pop();
+    for (const line of lines) {
+      const { qseq, sealed } = JSON.parse(line) as { qseq: number; sealed: string };
+      const bytes = Buffer.from(sealed, 'base64');
+      const decipher = createDecipheriv('aes-256-gcm', this.keyring.keyFor(sealScope(target.name, qseq)).key, bytes.subarray(0, 12));
+      decipher.setAAD(Buffer.from(`${target.name}/${qseq}`));
+      decipher.setAuthTag(bytes.subarray(bytes.length - 16));
+      out.push(Buffer.concat([decipher.update(bytes.subarray(12, bytes.length - 16)), decipher.final()]).toString('utf8'));
+    }
+    return Buffer.from(out.join('\n') + '\n');
+  }
+
+  /**
+   * With a keyring, the SQL over a stream's records: an encrypted Parquet file written from the opened segments
+   * through memory, under a fresh key kept in memory, named in `keys` for the SQL engine. The file before it is kept
+   * (a query may still read it), older ones go.
+   */
+  private async encryptedSql(target: StreamQuarantine, segments: readonly string[]): Promise<string> {
+    const files = this.sqlFiles;
+    files.instance ??= await DuckDBInstance.create(':memory:', { threads: '1', ...encryptionSettings(this.keyring) });
+    const connection = await files.instance.connect();
+    try {
+      const key: DataKey = { id: `k_${randomBytes(16).toString('hex')}`, key: randomBytes(32) };
+      await connection.run(`PRAGMA add_parquet_key(${sqlString(key.id)}, ${sqlString(key.key.toString('base64'))})`);
+      const dir = join(this.dir, SQL_FILES, target.name);
+      await mkdir(dir, { recursive: true });
+      const path = join(dir, `${++files.sequence}.parquet`);
+      const text = Buffer.concat(await Promise.all(segments.map((segment) => this.openSegment(target, segment))));
+      const lines = `SELECT UNNEST(json_transform(line, ${sqlString(LINE_STRUCTURE)})) FROM (SELECT unnest(string_split(decode($1), chr(10))) AS line) AS lines WHERE line <> ''`;
+      const prepared = await connection.prepare(`COPY (${kinesisQuarantineSql(target.config, lines)}) TO ${sqlString(path)} (FORMAT parquet${copyEncryption(key)})`);
+      prepared.bind([blobValue(new Uint8Array(text.buffer, text.byteOffset, text.length))], [BLOB]);
+      await prepared.run();
+      files.keys.set(key.id, key);
+      for (const old of (await readdir(dir)).filter((name) => Number.parseInt(name, 10) < files.sequence - 1)) {
+        await rm(join(dir, old), { force: true });
+      }
+      return `SELECT * FROM read_parquet(${sqlString(path)}${readEncryption(key.id)})`;
+    } finally {
+      connection.closeSync();
+    }
   }
 
   /** Writes and syncs what is queued, as one group, until the queue is empty. */
@@ -205,11 +290,14 @@ export class KinesisQuarantine {
       const name = quarantineTableName(stream);
       const at = out.findIndex((table) => table.name === name);
       const base = at === -1 ? null : out[at]!;
-      const kinesis = kinesisQuarantineSql(target.config, [...target.segments]);
+      const segments = [...target.segments];
+      const kinesis = async () =>
+        this.keyring === null ? kinesisQuarantineSql(target.config, readSegmentsSql(segments)) : await this.encryptedSql(target, segments);
       const table: DerivedTable = {
         name,
         state: `${base?.state ?? 'no-transform'}+kinesis/${target.segments.length}/${count}`,
-        sql: async () => (base === null ? kinesis : `SELECT * FROM (${await base.sql()}) AS ruled UNION ALL BY NAME ${kinesis}`),
+        sql: async () => (base === null ? await kinesis() : `SELECT * FROM (${await base.sql()}) AS ruled UNION ALL BY NAME ${await kinesis()}`),
+        ...(this.keyring === null ? {} : { keys: { keyById: (id: string) => this.sqlFiles.keys.get(id) ?? base?.keys?.keyById(id) ?? missingKey(id) } }),
       };
       if (at === -1) out.push(table);
       else out[at] = table;
@@ -223,7 +311,21 @@ export class KinesisQuarantine {
       await target.handle?.close();
       target.handle = null;
     }
+    this.sqlFiles.instance?.closeSync();
+    this.sqlFiles.instance = null;
   }
+}
+
+/** The folder, under the store's, of the encrypted files the SQL tables read. */
+const SQL_FILES = '_sql';
+
+/** Qseqs per data key of sealed lines: a key covers a bounded number of lines. */
+const SEAL_BLOCK = 1_000_000;
+
+const sealScope = (stream: string, qseq: number) => `kinesis-quarantine/${stream}/${Math.floor((qseq - 1) / SEAL_BLOCK)}`;
+
+function missingKey(id: string): never {
+  throw new Error(`no data key ${id} for the Kinesis quarantine`);
 }
 
 /** One NDJSON line of the store. */
@@ -245,9 +347,26 @@ function quarantineLine(qseq: number, record: QuarantinedRecord, now: number): s
 
 const LINE_COLUMNS =
   "{qseq: 'BIGINT', shard: 'INTEGER', arrived_ms: 'BIGINT', partition_key: 'VARCHAR', reason: 'VARCHAR', data: 'VARCHAR', data_base64: 'VARCHAR'}";
+/** {@link LINE_COLUMNS} for `json_transform`, which reads lines held in memory as read_json reads files. */
+const LINE_STRUCTURE = JSON.stringify({
+  qseq: 'BIGINT',
+  shard: 'INTEGER',
+  arrived_ms: 'BIGINT',
+  partition_key: 'VARCHAR',
+  reason: 'VARCHAR',
+  data: 'VARCHAR',
+  data_base64: 'VARCHAR',
+});
 
-/** The store's records of one stream as SQL: the schema's fields where they parse, then what Kinesis sent. */
-function kinesisQuarantineSql(stream: StreamConfig, segments: readonly string[]): string {
+/** The lines of plain segments, typed. */
+function readSegmentsSql(segments: readonly string[]): string {
+  // ignore_errors: a line being appended while a query reads the segment may be seen half-written; DuckDB gives
+  // such a line as a row of NULLs, which the WHERE of kinesisQuarantineSql leaves out (every written line has a qseq).
+  return `SELECT * FROM read_json([${segments.map(sqlString).join(', ')}], format = 'newline_delimited', columns = ${LINE_COLUMNS}, ignore_errors = true)`;
+}
+
+/** The store's records of one stream as SQL over its typed `lines`: the schema's fields where they parse, then what Kinesis sent. */
+function kinesisQuarantineSql(stream: StreamConfig, lines: string): string {
   const fields = stream.fields.map((field) => {
     const path = sqlString(`$."${field.name}"`);
     const value =
@@ -258,10 +377,6 @@ function kinesisQuarantineSql(stream: StreamConfig, segments: readonly string[])
   return (
     `SELECT ${fields.join(', ')}, shard AS __shard, CAST(NULL AS BIGINT) AS __seq, reason AS __quarantine_reason, ` +
     `data AS __kinesis_data, data_base64 AS __kinesis_data_base64, partition_key AS __kinesis_partition_key, ` +
-    `epoch_ms(arrived_ms) AS __kinesis_arrived_at ` +
-    // ignore_errors: a line being appended while a query reads the segment may be seen half-written; DuckDB gives
-    // such a line as a row of NULLs, which the WHERE leaves out (every written line has a qseq).
-    `FROM read_json([${segments.map(sqlString).join(', ')}], format = 'newline_delimited', columns = ${LINE_COLUMNS}, ignore_errors = true) ` +
-    'WHERE qseq IS NOT NULL'
+    `epoch_ms(arrived_ms) AS __kinesis_arrived_at FROM (${lines}) AS lines WHERE qseq IS NOT NULL`
   );
 }
