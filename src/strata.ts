@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { AlertEvaluator, compileAlerts } from './alerts/index.js';
-import { BatchLayer, batchTables } from './batch/index.js';
+import { BatchLayer, batchTables, cleanTables } from './batch/index.js';
 import { SqliteCatalog, type Catalog } from './catalog/index.js';
 import type { ProjectConfig } from './config/index.js';
 import { ConfigError } from './errors.js';
@@ -12,7 +12,7 @@ import { Security } from './security/index.js';
 import { SpeedLayer } from './speed/index.js';
 import { SqlEngine } from './sql/index.js';
 import { asSeq, EmbeddedStream, type Stream } from './stream/index.js';
-import { compileTransforms, QuarantineCounts, recordSource, transformTables } from './transform/index.js';
+import { compileTransforms, QuarantineCounts, recordSource } from './transform/index.js';
 import { compileViews, type ViewDefinition } from './views/index.js';
 
 /** One shard's position in every layer. */
@@ -122,7 +122,8 @@ export class Strata {
       // `<view>__speed` and `<view>` come from the speed layer, opened later: the engine asks at query time.
       const speedRef: { layer?: SpeedLayer } = {};
       const batchDerived = batchTables(catalog, store, sources, views);
-      const cleanDerived = transformTables(sources);
+      const batchRef: { layer?: BatchLayer } = {};
+      const cleanDerived = cleanTables(catalog, store, sources, (stream) => batchRef.layer?.transformVersion(stream) ?? null);
       const sql = await SqlEngine.open({
         catalog,
         store,
@@ -130,7 +131,7 @@ export class Strata {
         spillDir: join(dataDir, 'sql-spill'),
         timeoutMs: options.config.sql.timeoutSeconds * 1000,
         memoryLimit: options.config.sql.memoryLimit,
-        derivedTables: async () => [...cleanDerived, ...(await batchDerived()), ...(speedRef.layer?.derivedTables() ?? []), ...(await security.derivedTables())],
+        derivedTables: async () => [...(await cleanDerived()), ...(await batchDerived()), ...(speedRef.layer?.derivedTables() ?? []), ...(await security.derivedTables())],
       });
       opened.push(sql);
       const deliveryRef: { thread?: DeliveryThread } = {};
@@ -151,6 +152,7 @@ export class Strata {
       opened.push({ close: () => delivery.stop() });
       const batch = await BatchLayer.open({ catalog, store, config: options.config, views, sources, spillDir: join(dataDir, 'batch-spill'), log: options.log });
       opened.push(batch);
+      batchRef.layer = batch;
       batch.startSchedules();
       const speed = await SpeedLayer.open({
         catalog,
