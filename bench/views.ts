@@ -15,13 +15,15 @@
  *    - group-by: `?order=-views&limit=10`: the merge re-aggregates every group of the merged view (batch
  *      partials ∪ speed partials, GROUP BY page, minute) and answers the top 10 by views, so the figure is the
  *      group-by over all keys, not the JSON rendering of a large answer.
+ * 3. Ingest → visible again, on a second server whose stream declares every kind of transform rule (dedupe
+ *    included), beside the figure with none (`--views-transforms off` skips it).
  */
 import { readFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { type Benchmark, type BenchValues, formatInt, formatRatio, numberFlag, round, stringFlag } from './lib/benchmark.js';
 import { authHeaders } from './lib/auth.js';
-import { CLICKS_STREAM, generateClickBodies } from './lib/clicks.js';
+import { CLICKS_STREAM, CLICKS_TRANSFORM, generateClickBodies } from './lib/clicks.js';
 import { summarizeCpuProfile } from './lib/cpu-profile.js';
 import { processCpuSeconds } from './lib/proc-cpu.js';
 import { cpuProfileOf, REPO_ROOT, startStrata } from './lib/strata-process.js';
@@ -394,6 +396,24 @@ async function run(values: BenchValues) {
   }
   finalProvenance ??= { batchVersion: null, freshnessMs: NaN };
 
+  // The same load against a stream with every kind of transform rule (de-duplication included): the speed layer
+  // cleans each micro-batch before its partials, and the batch runs during the load clean the new chunks.
+  let transformed: LoadPhase | null = null;
+  if (values['views-transforms'] !== 'off') {
+    const withTransforms = await startStrata({
+      config: { streams: { clicks: { ...CLICKS_STREAM, transform: CLICKS_TRANSFORM } }, views: { page_minute: { sql } } },
+    });
+    try {
+      transformed = await loadPhase(withTransforms.url, rate, seconds, probes);
+      progress('load phase with transforms done');
+    } catch (error) {
+      const output = withTransforms.output();
+      throw new Error(`${(error as Error).message}${output ? `\nserver output:\n${output}` : ''}`);
+    } finally {
+      await withTransforms.stop();
+    }
+  }
+
   const visible = stats(load.visibleMs);
   const polls = stats(load.pollMs);
   const fresh = stats(load.freshness);
@@ -405,6 +425,15 @@ async function run(values: BenchValues) {
       `(${formatInt(load.ackedEvents)} events; ${load.lateSends} bodies sent > 50 ms late, ${load.loadErrors} errors)`,
   );
   console.log(line('ingest ack → visible', visible, VISIBLE_TARGET_P99_MS) + (load.probeTimeouts > 0 ? `; ${load.probeTimeouts} probes NOT visible within ${PROBE_TIMEOUT_MS / 1000} s` : ''));
+  const visibleTransformed = transformed && stats(transformed.visibleMs);
+  if (transformed && visibleTransformed) {
+    const cost = ((visibleTransformed.p50 - visible.p50) / visible.p50) * 100;
+    console.log(
+      line('… with transforms on', visibleTransformed, VISIBLE_TARGET_P99_MS) +
+        `; p50 cost ${cost.toFixed(1)} % (target < 25 %); ${formatInt(transformed.achievedRate)} events/s acked` +
+        (transformed.probeTimeouts > 0 ? `; ${transformed.probeTimeouts} probes NOT visible within ${PROBE_TIMEOUT_MS / 1000} s` : ''),
+    );
+  }
   console.log(`  ${'probe poll (filtered GET)'.padEnd(26)} p50 ${polls.p50.toFixed(1).padStart(7)} ms  p99 ${polls.p99.toFixed(1).padStart(7)} ms  max ${polls.max.toFixed(1).padStart(7)} ms  (n=${polls.n}, under load)`);
   console.log(`  ${'freshnessMs in answers'.padEnd(26)} p50 ${fresh.p50.toFixed(0).padStart(7)} ms  p99 ${fresh.p99.toFixed(0).padStart(7)} ms  max ${fresh.max.toFixed(0).padStart(7)} ms  (batch versions seen: ${load.batchVersionsSeen.join(', ') || 'none'})`);
   for (const b of load.batchRuns) {
@@ -445,6 +474,9 @@ async function run(values: BenchValues) {
     lateSends: load.lateSends,
     loadErrors: load.loadErrors,
     ackToVisible: { ...figures(visible, VISIBLE_TARGET_P99_MS), timeouts: load.probeTimeouts },
+    ...(transformed && visibleTransformed
+      ? { ackToVisibleWithTransforms: { ...figures(visibleTransformed, VISIBLE_TARGET_P99_MS), timeouts: transformed.probeTimeouts } }
+      : {}),
     pollUnderLoad: { p50Ms: round(polls.p50), p99Ms: round(polls.p99), maxMs: round(polls.max) },
     freshnessMs: { p50: fresh.p50, p99: fresh.p99, max: fresh.max },
     batchRunsDuringLoad: load.batchRuns.map((b) => ({ at: round(b.startedAtS), seconds: round(b.seconds), state: b.state })),
@@ -470,6 +502,7 @@ const benchmark: Benchmark = {
     'views-point-queries': { type: 'string', description: 'point lookups timed', default: '300' },
     'views-groupby-queries': { type: 'string', description: 'group-by queries timed', default: '20' },
     'views-query-seconds': { type: 'string', description: 'time budget per query kind: timing stops early when spent (after 5)', default: '10' },
+    'views-transforms': { type: 'string', description: 'on: also time ingest → visible with every transform rule on; off: skip it', default: 'on' },
     'cpu-prof': { type: 'string', description: 'run the server under node --cpu-prof, keep the profile in DIR and print its top frames' },
   },
   run,

@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { AlertEvaluator, compileAlerts } from './alerts/index.js';
-import { BatchLayer, batchTables } from './batch/index.js';
+import { BatchLayer, batchTables, cleanTables } from './batch/index.js';
 import { SqliteCatalog, type Catalog } from './catalog/index.js';
 import type { ProjectConfig } from './config/index.js';
 import { ConfigError } from './errors.js';
@@ -13,7 +13,7 @@ import { checkDataDirEncryption, loadServerKey, MASTER_KEY_ENV, parseMasterKey, 
 import { SpeedLayer } from './speed/index.js';
 import { SqlEngine } from './sql/index.js';
 import { asSeq, EmbeddedStream, type Stream } from './stream/index.js';
-import { compileTransforms, QuarantineCounts, recordSource, transformTables } from './transform/index.js';
+import { compileTransforms, QuarantineCounts, recordSource } from './transform/index.js';
 import { compileViews, type ViewDefinition } from './views/index.js';
 
 /** One shard's position in every layer. */
@@ -150,7 +150,8 @@ export class Strata {
       // `<view>__speed` and `<view>` come from the speed layer, opened later: the engine asks at query time.
       const speedRef: { layer?: SpeedLayer } = {};
       const batchDerived = batchTables(catalog, store, sources, views, keyring);
-      const cleanDerived = transformTables(sources);
+      const batchRef: { layer?: BatchLayer } = {};
+      const cleanDerived = cleanTables(catalog, store, sources, (stream) => batchRef.layer?.transformVersion(stream) ?? null, keyring);
       // Records the Kinesis API accepted but the schema refuses: kept beside the lake, unioned into `<stream>__quarantine`.
       const kinesis = await KinesisState.open({ quarantineDir: join(dataDir, 'lake', '_kinesis_quarantine'), config: options.config, serverKey, keyring });
       opened.push(kinesis);
@@ -162,7 +163,7 @@ export class Strata {
         spillDir: join(dataDir, 'sql-spill'),
         timeoutMs: options.config.sql.timeoutSeconds * 1000,
         memoryLimit: options.config.sql.memoryLimit,
-        derivedTables: async () => [...kinesis.quarantine.withQuarantineTables(cleanDerived), ...(await batchDerived()), ...(speedRef.layer?.derivedTables() ?? []), ...(await security.derivedTables())],
+        derivedTables: async () => [...kinesis.quarantine.withQuarantineTables(await cleanDerived()), ...(await batchDerived()), ...(speedRef.layer?.derivedTables() ?? []), ...(await security.derivedTables())],
       });
       opened.push(sql);
       const deliveryRef: { thread?: DeliveryThread } = {};
@@ -186,6 +187,7 @@ export class Strata {
       opened.push({ close: () => delivery.stop() });
       const batch = await BatchLayer.open({ catalog, store, config: options.config, views, sources, spillDir: join(dataDir, 'batch-spill'), log: options.log, keyring });
       opened.push(batch);
+      batchRef.layer = batch;
       batch.startSchedules();
       const speed = await SpeedLayer.open({
         catalog,

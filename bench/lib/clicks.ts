@@ -11,6 +11,16 @@ export const CLICKS_STREAM = {
   schema: { event_id: 'string', ts: 'timestamp', user_id: 'string', page: 'string', amount: 'double?' },
 } as const;
 
+/** Every kind of transform rule, as a stream would declare them; the generated events are clean, so each rule runs in full. */
+export const CLICKS_TRANSFORM = {
+  dedupe: { key: 'event_id', within: '24h' },
+  required: ['user_id'],
+  defaults: { page: '/unknown' },
+  standardize: { page: ['trim', 'lower'], user_id: 'trim' },
+  map: { page: { '/index': '/home' } },
+  derive: { amount_cents: 'CAST(round(amount * 100) AS BIGINT)' },
+};
+
 export interface ClickBodyOptions {
   readonly seed: number;
   /** How many distinct bodies to build. */

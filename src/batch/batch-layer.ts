@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import type { Catalog, ChunkInfo, ChunkSnapshot, NewViewVersion, ViewFile, ViewVersionInfo, Watermark } from '../catalog/index.js';
+import type { Catalog, ChunkInfo, ChunkSnapshot, CleanChunkInfo, NewViewVersion, ViewFile, ViewVersionInfo, Watermark } from '../catalog/index.js';
 import type { ProjectConfig, StreamConfig } from '../config/index.js';
 import { NotFoundError, StrataError } from '../errors.js';
 import type { ObjectStore } from '../lake/index.js';
@@ -13,6 +13,7 @@ import { DAY_MS, dayOf } from '../util/days.js';
 import { quoteIdent, sqlString } from '../util/duckdb.js';
 import type { RecordSource } from '../transform/index.js';
 import type { ViewDefinition } from '../views/index.js';
+import { cleanChunksSql, cleanRawChunks } from './clean-stage.js';
 import { PARTITION_OF_PARTIAL, partialRelations, planHash } from './partials.js';
 
 /** A batch run was asked for views a run already running covers; `runId` is that run. */
@@ -135,10 +136,15 @@ export class BatchLayer {
   /** Test seam: runs after every view is computed and before the versions are published. */
   beforePublish: ((runId: string) => void | Promise<void>) | null = null;
 
+  /** Runs clean a stream's new raw chunks one at a time, so that no raw chunk is cleaned twice. */
+  private readonly cleaning = new Map<string, Promise<unknown>>();
+
   private constructor(
     private readonly options: BatchLayerOptions,
     private readonly instance: DuckDBInstance,
     private readonly keys: ParquetKeys,
+    /** Per stream with a transform, the catalog's number of its current transform version. */
+    private readonly transformVersions: ReadonlyMap<string, number>,
   ) {}
 
   static async open(options: BatchLayerOptions): Promise<BatchLayer> {
@@ -151,8 +157,25 @@ export class BatchLayer {
     const connection = await instance.connect();
     // Partials are computed the same way whatever the machine's time zone.
     await connection.run(`SET GLOBAL TimeZone = 'UTC'`);
+    // Nothing a run writes depends on row order (partials are aggregates; duplicates are found by file and row
+    // after the clean files are written), and without it DuckDB writes Parquet in parallel.
+    await connection.run(`SET GLOBAL preserve_insertion_order = false`);
     connection.closeSync();
-    return new BatchLayer(options, instance, new ParquetKeys(options.keyring ?? null));
+    const transformVersions = new Map<string, number>();
+    for (const source of options.sources.values()) {
+      if (source.transformVersion === null || source.rulesJson === null) continue;
+      const stream = options.config.streams.get(source.stream)!;
+      // Clean records depend on the rules and on the raw schema they read: either changing makes a new version.
+      const digest = createHash('sha256').update(JSON.stringify([source.transformVersion, stream.fields])).digest('hex').slice(0, 16);
+      const version = await options.catalog.ensureTransformVersion(source.stream, digest, source.rulesJson);
+      transformVersions.set(source.stream, version.version);
+    }
+    return new BatchLayer(options, instance, new ParquetKeys(options.keyring ?? null), transformVersions);
+  }
+
+  /** The catalog's number of a stream's current transform version; null for a stream without a transform. */
+  transformVersion(stream: string): number | null {
+    return this.transformVersions.get(stream) ?? null;
   }
 
   /** The views this layer computes. */
@@ -307,6 +330,11 @@ export class BatchLayer {
     const connection = await this.instance.connect();
     try {
       const schemas = new FileSchemas(connection, this.keys);
+      const cleanOf = new Map<string, Map<number, CleanChunkInfo>>();
+      for (const name of sources) {
+        const cleaned = await this.cleanStream(connection, schemas, name, snapshot.chunks.get(name) ?? []);
+        if (cleaned) cleanOf.set(name, cleaned);
+      }
       for (const { view, stream, plan, version } of plans) {
         const written: string[] = [];
         computed.push({
@@ -320,7 +348,7 @@ export class BatchLayer {
             fromScratch: plan.fromScratch,
             files: [
               ...plan.reused,
-              ...(await this.computePartitions(connection, schemas, view, stream, plan.tasks, version, written, () => run.done++)),
+              ...(await this.computePartitions(connection, schemas, view, stream, plan.tasks, version, written, cleanOf.get(stream.name), () => run.done++)),
             ],
           },
         });
@@ -344,6 +372,39 @@ export class BatchLayer {
     }
   }
 
+  /**
+   * Cleans the stream's raw chunks no clean chunk holds yet (see clean-stage.ts), one run at a time per stream,
+   * and answers the clean chunk of each of `chunks`; null for a stream without a transform.
+   */
+  private async cleanStream(
+    connection: DuckDBConnection,
+    schemas: FileSchemas,
+    name: string,
+    chunks: readonly ChunkInfo[],
+  ): Promise<Map<number, CleanChunkInfo> | null> {
+    const transformVersion = this.transformVersions.get(name);
+    if (transformVersion === undefined) return null;
+    const { catalog, store, config } = this.options;
+    const previous = this.cleaning.get(name) ?? Promise.resolve();
+    const work = previous.catch(() => undefined).then(async () => {
+      // Files of older rules are never read again: the views' plans changed with the rules.
+      for (const key of await catalog.dropCleanChunks(name, transformVersion)) await store.delete(key).catch(() => undefined);
+      const written: string[] = [];
+      try {
+        return await cleanRawChunks(
+          { catalog, store, connection, schemas, stream: config.streams.get(name)!, source: this.options.sources.get(name)!, transformVersion, keys: this.keys },
+          chunks,
+          written,
+        );
+      } catch (error) {
+        for (const key of written) await store.delete(key).catch(() => undefined);
+        throw error;
+      }
+    });
+    this.cleaning.set(name, work);
+    return work;
+  }
+
   /** Writes the partial files of the given tasks and answers them. */
   private async computePartitions(
     connection: DuckDBConnection,
@@ -353,6 +414,7 @@ export class BatchLayer {
     tasks: readonly PartitionTask[],
     version: number,
     written: string[],
+    cleanOf: ReadonlyMap<number, CleanChunkInfo> | undefined,
     step: () => void,
   ): Promise<ViewFile[]> {
     const { store } = this.options;
@@ -361,19 +423,36 @@ export class BatchLayer {
     // The rows exactly as the SQL engine's table shows them (schema evolution included).
     const raw = async (list: readonly ChunkInfo[]) =>
       viewQuery({ kind: 'raw', columns: stream.fields }, await schemas.group(list.map((chunk) => this.keys.file(store.location(chunk.key), chunk.key))));
+    // The clean records of some chunks: from their clean chunks, or cleaned here when none hold exactly them.
+    const clean = async (list: readonly ChunkInfo[], identity = '') =>
+      (cleanOf && cleanChunksSql(store, this.keys, list, cleanOf, identity)) ?? records.recordsSql(await raw(list));
+    let deduped: ((partition: string) => Promise<string>) | null = null;
     if (records.dedupe !== null && tasks.length > 0) {
-      // The copies that may come first lie up to the window earlier, in the partitions before each one: every
-      // chunk the run needs is read, cleaned and de-duplicated once, then each partition takes its own records.
-      const needed = new Map(tasks.flatMap((task) => [...task.earlier, ...task.chunks]).map((chunk) => [chunk.id, chunk]));
-      await connection.run(`CREATE OR REPLACE TEMP TABLE run_records AS ${records.dedupedSql(await raw([...needed.values()]))}`);
+      // The copies that may come first lie up to the window earlier, in the partitions before each one. One narrow
+      // pass over every chunk the run needs (keys, event time, offsets) finds the duplicates; each partition then
+      // reads its clean records less those, by file and row number.
+      const needed = [...new Map(tasks.flatMap((task) => [...task.earlier, ...task.chunks]).map((chunk) => [chunk.id, chunk])).values()];
+      const identity = `, filename = ${sqlString(FILE_COLUMN)}, file_row_number = true`;
+      const all = cleanOf ? cleanChunksSql(store, this.keys, needed, cleanOf, identity) : null;
+      const own = new Map(tasks.map((task) => [task.partition, cleanOf ? cleanChunksSql(store, this.keys, task.chunks, cleanOf, identity) : null]));
+      if (all !== null && [...own.values()].every((sql) => sql !== null)) {
+        await this.keys.registerNamed(connection, [all, ...own.values()].join('\n'));
+        await connection.run(`CREATE OR REPLACE TEMP TABLE run_duplicates AS ${records.duplicateRowsSql(all, [FILE_COLUMN, 'file_row_number'])!}`);
+        const file = quoteIdent(FILE_COLUMN);
+        deduped = async (partition) =>
+          `SELECT * EXCLUDE (${file}, file_row_number) FROM (${own.get(partition)!}) AS clean ANTI JOIN run_duplicates USING (${file}, file_row_number)`;
+      } else {
+        await connection.run(`CREATE OR REPLACE TEMP TABLE run_records AS ${records.dedupedSql(await raw(needed))}`);
+        deduped = async (partition) => `SELECT * FROM run_records WHERE dt = ${sqlString(partition)}`;
+      }
     }
     for (const { partition, chunks, delta } of tasks) {
-      const cleaned =
-        records.dedupe === null ? records.recordsSql(await raw(chunks)) : `SELECT * FROM run_records WHERE dt = ${sqlString(partition)}`;
+      const cleaned = deduped !== null ? await deduped(partition) : await clean(chunks);
       // Each relation reads the source: with a transform, the clean records are made once per partition, not
       // once per relation.
       let source = cleaned;
-      if (records.transformVersion !== null && records.dedupe === null) {
+      if (records.transformVersion !== null) {
+        await this.keys.registerNamed(connection, cleaned);
         await connection.run(`CREATE OR REPLACE TEMP TABLE partition_records AS SELECT * FROM (${cleaned}) AS cleaned`);
         source = 'SELECT * FROM partition_records';
       }
@@ -393,10 +472,13 @@ export class BatchLayer {
         step();
       }
     }
-    for (const table of ['partition_records', 'run_records']) await connection.run(`DROP TABLE IF EXISTS ${table}`);
+    for (const table of ['partition_records', 'run_records', 'run_duplicates']) await connection.run(`DROP TABLE IF EXISTS ${table}`);
     return files;
   }
 }
+
+/** The column naming each clean record's file, with its row number the identity duplicates are removed by. */
+const FILE_COLUMN = '__clean_file';
 
 /** Partials to compute for one partition: over all its chunks (`part`), or over its new chunks only (`delta`). */
 export interface PartitionTask {

@@ -14,4 +14,6 @@ export {
   type BatchRunStatus,
 } from './batch-layer.js';
 export { batchTableName, batchTables } from './batch-tables.js';
+export { cleanChunkKeys } from './clean-stage.js';
+export { cleanTables } from './clean-tables.js';
 export { batchPartialRelations, batchTableSql, PARTITION_OF_PARTIAL, partialRelations, planHash, type PartialRelation } from './partials.js';

@@ -127,6 +127,41 @@ export interface ViewVersionInfo extends NewViewVersion {
   readonly current: boolean;
 }
 
+/** One version of a stream's transform rules: a new one whenever the rules (their generated SQL) change. */
+export interface TransformVersionInfo {
+  readonly stream: string;
+  readonly version: number;
+  /** The digest of the rules' SQL (see src/transform/compile-transform.ts). */
+  readonly digest: string;
+  /** The rules as declared, JSON: what `GET /v1/catalog/tables/{stream}` shows of each version. */
+  readonly rules: string;
+  readonly createdAt: string;
+}
+
+/**
+ * The cleaning of some raw chunks of one partition under one transform version (the Glue ETL job's output):
+ * one Parquet file of clean records under `clean/<stream>/`, one of the quarantined ones under
+ * `quarantine/<stream>/` when there are any, and the raw chunks they come from (lineage).
+ */
+export interface CleanChunkInfo {
+  readonly id: number;
+  readonly stream: string;
+  readonly transformVersion: number;
+  readonly partition: string;
+  readonly cleanKey: string;
+  readonly cleanRows: number;
+  readonly cleanBytes: number;
+  /** Null when no record of the raw chunks was quarantined. */
+  readonly quarantineKey: string | null;
+  readonly quarantineRows: number;
+  readonly quarantineBytes: number;
+  /** The ids of the raw chunks cleaned into this one. */
+  readonly rawChunks: readonly number[];
+  readonly createdAt: string;
+}
+
+export type NewCleanChunk = Omit<CleanChunkInfo, 'id' | 'createdAt'>;
+
 export interface TableDetail extends TableInfo {
   readonly schemaVersions: readonly SchemaVersion[];
   readonly partitions: readonly PartitionInfo[];
@@ -173,6 +208,21 @@ export interface Catalog {
    * of each view. Answers the keys of files no remaining version lists, for the caller to delete.
    */
   publishViewVersions(versions: readonly NewViewVersion[], keepVersions: number): Promise<string[]>;
+  /**
+   * The number of a stream's transform rules with this digest: the existing version's, or a new version's
+   * (registered with the rules as declared) when the rules changed.
+   */
+  ensureTransformVersion(stream: string, digest: string, rules: string): Promise<TransformVersionInfo>;
+  /** A stream's transform versions, oldest first. */
+  transformVersions(stream: string): Promise<TransformVersionInfo[]>;
+  /** The clean chunks of a stream under one transform version, oldest first. */
+  cleanChunks(stream: string, transformVersion: number): Promise<CleanChunkInfo[]>;
+  /** The id of a stream's newest clean chunk under a transform version, 0 for none: what changes when one is added. */
+  lastCleanChunk(stream: string, transformVersion: number): Promise<number>;
+  /** Registers clean chunks and their lineage in one transaction; a raw chunk already cleaned under the version throws. */
+  commitCleanChunks(chunks: readonly NewCleanChunk[]): Promise<void>;
+  /** Forgets a stream's clean chunks of every transform version but `keep`; answers their keys, for the caller to delete. */
+  dropCleanChunks(stream: string, keep: number): Promise<string[]>;
   /** Every object key the catalog lists, so lake recovery can remove the rest. */
   objectKeys(): Promise<Set<string>>;
   close(): Promise<void>;

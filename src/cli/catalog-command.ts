@@ -27,6 +27,11 @@ interface TableDetailAnswer extends TableSummary {
     change: { added: string[]; widened: { column: string; from: string; to: string }[]; relaxed: string[] } | null;
     createdAt: string;
   }[];
+  transform?: {
+    current: number;
+    versions: { version: number; digest: string; createdAt: string }[];
+    cleanChunks: { id: number; partition: string; cleanRows: number; quarantineRows: number; rawChunks: number[] }[];
+  };
   partitions: { partition: string; chunks: number; rows: number; bytes: number; minTime: string | null; maxTime: string | null }[];
   chunkList: {
     id: number;
@@ -138,6 +143,19 @@ export function renderTable(table: TableDetailAnswer): string {
           ),
         ),
   );
+  if (table.transform) {
+    const { current, versions, cleanChunks } = table.transform;
+    const clean = cleanChunks.reduce((sum, chunk) => sum + chunk.cleanRows, 0);
+    const quarantined = cleanChunks.reduce((sum, chunk) => sum + chunk.quarantineRows, 0);
+    const raw = cleanChunks.reduce((sum, chunk) => sum + chunk.rawChunks.length, 0);
+    out.push(
+      '',
+      'transform versions:',
+      indent(renderTextTable(['version', 'created', 'digest'], versions.map((v) => [`t${v.version}${v.version === current ? ' (current)' : ''}`, v.createdAt, v.digest]))),
+      '',
+      `clean chunks of t${current}: ${count(cleanChunks.length)} from ${count(raw)} raw chunks, ${count(clean)} clean and ${count(quarantined)} quarantined rows`,
+    );
+  }
   return out.join('\n');
 }
 

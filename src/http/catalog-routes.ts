@@ -13,7 +13,10 @@ import { principalOf } from './auth.js';
  *   "change": {"added", "widened", "relaxed"} | null, "createdAt"}]`), `partitions` (`[{"partition", "chunks",
  *   "rows", "bytes", "minTime", "maxTime"}]`) and `chunkList` (every file, oldest first); 404 for an unknown
  *   table. In chunks, `shard`, `firstSeq` and `lastSeq` are decimal strings, as offsets are everywhere in the
- *   API (a seq may outgrow 2^53); null for imported files.
+ *   API (a seq may outgrow 2^53); null for imported files. A stream with a transform also has `transform`:
+ *   `{"current": N, "versions": [{"version", "digest", "rules", "createdAt"}], "cleanChunks": [{"id", "partition",
+ *   "cleanKey", "cleanRows", "quarantineKey", "quarantineRows", "rawChunks": [raw chunk ids], ...}]}` (the
+ *   clean chunks of the current version, with their lineage).
  */
 export function registerCatalogRoutes(app: FastifyInstance, strata: Strata): void {
   // The tables the token may read (`read table:T`); the rest are left out.
@@ -26,12 +29,26 @@ export function registerCatalogRoutes(app: FastifyInstance, strata: Strata): voi
   app.get<{ Params: { table: string } }>('/v1/catalog/tables/:table', async (request) => {
     const table = await strata.catalog.table(request.params.table);
     if (!table) throw new NotFoundError(`unknown table "${request.params.table}"`);
-    return renderTable(table);
+    return { ...renderTable(table), ...(await transformOf(strata, table.name)) };
   });
 }
 
 function renderTable(table: TableDetail) {
   return { ...table, chunkList: table.chunkList.map(renderChunk) };
+}
+
+/** A stream's transform versions and the clean chunks of the current one; nothing for a table without a transform. */
+async function transformOf(strata: Strata, table: string) {
+  const current = strata.batch.transformVersion(table);
+  if (current === null) return {};
+  const versions = await strata.catalog.transformVersions(table);
+  return {
+    transform: {
+      current,
+      versions: versions.map((version) => ({ ...version, rules: JSON.parse(version.rules) as unknown })),
+      cleanChunks: await strata.catalog.cleanChunks(table, current),
+    },
+  };
 }
 
 function renderChunk(chunk: ChunkInfo) {

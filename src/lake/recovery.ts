@@ -2,7 +2,7 @@ import type { Catalog } from '../catalog/index.js';
 import type { ObjectStore } from './types.js';
 
 /** The folders of the lake whose every file must be registered in the catalog. */
-export const MANAGED_PREFIXES = ['raw/', 'imported/', 'views/'];
+export const MANAGED_PREFIXES = ['raw/', 'imported/', 'views/', 'clean/', 'quarantine/'];
 
 /**
  * Makes the lake hold exactly what the catalog lists (architecture §2): a crash between publishing a file and

@@ -193,6 +193,23 @@ export const DEDUPE_TIE_BREAK = ['__shard', '__seq'] as const;
 
 /** See {@link TransformPlan.dedupeSql}. */
 export function dedupeSql(keys: readonly string[], eventTime: string, withinMs: number, source: string): string {
+  const { numbered, kept, previous } = dedupeWindow(keys, eventTime, withinMs, '*', source);
+  return step(`* EXCLUDE (${previous})`, numbered, kept);
+}
+
+/**
+ * The rows of `source` that {@link dedupeSql} leaves out, as their `identity` columns only. The window reads just
+ * the keys, the event time, the offsets and the identity, so over Parquet it costs a narrow scan: the batch layer
+ * finds a run's duplicates this way and removes them from each partition by an anti-join.
+ */
+export function duplicateRowsSql(keys: readonly string[], eventTime: string, withinMs: number, source: string, identity: readonly string[]): string {
+  const columns = [...new Set([...keys, eventTime, ...DEDUPE_TIE_BREAK, ...identity])].map(quoteIdent).join(', ');
+  const { numbered, kept } = dedupeWindow(keys, eventTime, withinMs, columns, source);
+  return `SELECT ${identity.map(quoteIdent).join(', ')} FROM (${numbered}) AS numbered WHERE (${kept}) IS NOT TRUE`;
+}
+
+/** The window both de-duplication queries share: each row with the event time of the copy before it, and when a row is kept. */
+function dedupeWindow(keys: readonly string[], eventTime: string, withinMs: number, columns: string, source: string) {
   const time = quoteIdent(eventTime);
   const previous = quoteIdent(`${INTERNAL}previous`);
   // NULLS LAST spelled out: DuckDB's default null order is a setting, and the order must not depend on it.
@@ -205,8 +222,8 @@ export function dedupeSql(keys: readonly string[], eventTime: string, withinMs: 
     `${previous} IS NULL`,
     `epoch_us(${time}) - epoch_us(${previous}) >= ${windowMicros}`,
   ].join(' OR ');
-  const numbered = `SELECT *, lag(${time}) OVER (PARTITION BY ${partition} ORDER BY ${order}) AS ${previous} FROM (${source}) AS source`;
-  return step(`* EXCLUDE (${previous})`, numbered, kept);
+  const numbered = `SELECT ${columns}, lag(${time}) OVER (PARTITION BY ${partition} ORDER BY ${order}) AS ${previous} FROM (${source}) AS source`;
+  return { numbered, kept, previous };
 }
 
 /** Whether a clean record (one that is not quarantined) can hold NULL in the field after the rules. */

@@ -49,5 +49,5 @@ export {
 } from './compile-transform.js';
 export { DEDUPE_TIE_BREAK, QUARANTINE_REASON } from './clean-sql.js';
 export { recordSource, type RecordSource } from './record-source.js';
-export { cleanTableName, quarantineTableName, transformTables } from './transform-tables.js';
+export { cleanTableName, quarantineTableName } from './transform-tables.js';
 export { QuarantineCounts } from './quarantine-counts.js';

@@ -7,10 +7,10 @@ const REFRESH_MS = 10_000;
 
 /**
  * How many of a stream's records its transform quarantines, for `GET /v1/streams`, `strata status`, the console
- * and /metrics. The count is of the delivered records (the `<stream>__quarantine` SQL table: the rules over the
- * lake), so it always follows the current rules; records still in the log past delivery are counted once
- * delivered. Counting reads the whole raw table, so a count is kept until the lake's rows change and at least
- * ten seconds passed.
+ * and /metrics. The count is of the delivered records (the `<stream>__quarantine` SQL table: the quarantine chunks
+ * of the current transform version plus the rules over records delivered since the last batch run), so it always
+ * follows the current rules; records still in the log past delivery are counted once delivered. A count is kept
+ * until the lake's rows change and at least ten seconds passed.
  */
 export class QuarantineCounts {
   private readonly cached = new Map<string, { rows: number; at: number; count: number }>();

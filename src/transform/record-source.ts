@@ -1,6 +1,6 @@
 import type { StreamConfig } from '../config/index.js';
 import { emptySourceSql } from '../views/index.js';
-import { QUARANTINE_REASON } from './clean-sql.js';
+import { duplicateRowsSql, QUARANTINE_REASON } from './clean-sql.js';
 import type { DedupePlan, TransformPlan } from './compile-transform.js';
 
 /**
@@ -18,8 +18,15 @@ export interface RecordSource {
   recordsSql(raw: string): string;
   /** The quarantined records of `raw`, with their raw values and `__quarantine_reason`; null without a transform. */
   quarantineSql(raw: string): string | null;
+  /** The rules as declared, as JSON (maps as objects), for the catalog's transform versions; null without a transform. */
+  readonly rulesJson: string | null;
   /** The stream's de-duplication, null without one. */
   readonly dedupe: DedupePlan | null;
+  /**
+   * The `identity` columns of the rows of `clean` (clean records carrying `__shard` and `__seq`) that
+   * de-duplication leaves out; null without dedupe. See {@link dedupedSql} for which copy wins.
+   */
+  duplicateRowsSql(clean: string, identity: readonly string[]): string | null;
   /**
    * The clean records of `raw` less the duplicates among them (first copy by event time, shard, seq wins; see
    * src/transform/index.ts); `raw` must carry `__shard` and `__seq`. Without dedupe, {@link recordsSql}.
@@ -35,7 +42,9 @@ export function recordSource(stream: StreamConfig, plan: TransformPlan | null): 
       emptySql: emptySourceSql(stream.fields),
       recordsSql: (raw) => raw,
       quarantineSql: () => null,
+      rulesJson: null,
       dedupe: null,
+      duplicateRowsSql: () => null,
       dedupedSql: (raw) => raw,
     };
   }
@@ -46,7 +55,10 @@ export function recordSource(stream: StreamConfig, plan: TransformPlan | null): 
     emptySql: plan.emptyCleanSql(),
     recordsSql,
     quarantineSql: (raw) => plan.quarantineSql(raw),
+    rulesJson: JSON.stringify(plan.rules, (_key, value: unknown) => (value instanceof Map ? Object.fromEntries(value) : value)),
     dedupe: plan.dedupe,
+    duplicateRowsSql: (clean, identity) =>
+      plan.dedupe ? duplicateRowsSql(plan.dedupe.keys, plan.dedupe.eventTime, plan.dedupe.withinMs, clean, identity) : null,
     dedupedSql: (raw) => (plan.dedupe ? plan.dedupeSql(recordsSql(raw)) : recordsSql(raw)),
   };
 }

@@ -2,14 +2,14 @@ import { watch } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BatchLayer, batchTables } from '../../src/batch/index.js';
+import { BatchLayer, batchTables, cleanTables } from '../../src/batch/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { ChunkWriter, Delivery } from '../../src/lake/index.js';
 import { MemoryKeyring, type Keyring } from '../../src/security/keyring.js';
 import { SpeedLayer } from '../../src/speed/index.js';
 import { SqlEngine } from '../../src/sql/index.js';
 import { EmbeddedStream } from '../../src/stream/index.js';
-import { compileTransform, recordSource, transformTables } from '../../src/transform/index.js';
+import { compileTransform, recordSource } from '../../src/transform/index.js';
 import { compileViews } from '../../src/views/index.js';
 import { openLake } from '../fixtures/lake.js';
 import { clicksConfig, removeDir, seededRandom, tempDir } from '../fixtures/strata.js';
@@ -120,13 +120,14 @@ async function pipeline(dir: string, keyring: Keyring | null): Promise<Outcome> 
     const caughtUp = () => stream.shards('clicks').every((s) => speed.speedSeq('page_minute')[String(s.shard)] === s.lastSeq);
     await waitFor(caughtUp, 'the speed layer');
     const batchDerived = batchTables(catalog, store, sources, views, keyring);
+    const cleanDerived = cleanTables(catalog, store, sources, (name) => batch.transformVersion(name), keyring);
     const sql = await SqlEngine.open({
       catalog,
       store,
       lakeDir,
       spillDir: join(data, 'sql-spill'),
       keyring,
-      derivedTables: async () => [...transformTables(sources), ...(await batchDerived()), ...speed.derivedTables()],
+      derivedTables: async () => [...(await cleanDerived()), ...(await batchDerived()), ...speed.derivedTables()],
     });
     closing.push(sql);
     const ask = async (query: string) => (await sql.queryAll(query)).rows;

@@ -90,7 +90,8 @@ describe('an encrypted data directory', () => {
     kinesis.destroy();
 
     await waitForDelivery(server);
-    expect((await server.strata.batch.run()).state).toBe('succeeded');
+    const run1 = await server.strata.batch.run();
+    expect([run1.state, run1.error]).toEqual(['succeeded', null]);
     // Served as if nothing were encrypted: the raw table, the clean and quarantine tables, the view in both layers.
     const sql = async (query: string) => (await server!.strata.sql.queryAll(query)).rows;
     expect(await sql('SELECT event_id FROM clicks ORDER BY event_id')).toEqual([{ event_id: 'a' }, { event_id: 'b' }, { event_id: 'c' }]);

@@ -9,6 +9,9 @@ import type {
   StoredToken,
   Catalog,
   ChunkInfo,
+  CleanChunkInfo,
+  NewCleanChunk,
+  TransformVersionInfo,
   ChunkSnapshot,
   ImportRecord,
   NewViewVersion,
@@ -135,7 +138,69 @@ const MIGRATIONS = [
   // Each token's text sealed under the server key (AES-256-GCM, src/security/server-key.ts), never in the clear:
   // AWS Signature V4 (the Kinesis API) needs the secret itself on the server. NULL for tokens made before.
   `ALTER TABLE tokens ADD COLUMN sealed_secret TEXT;`,
+  // Transform versions, and the clean and quarantine files the batch layer writes from raw chunks under each,
+  // with their lineage (the raw chunks each clean chunk comes from).
+  `CREATE TABLE transform_versions (
+     stream TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     digest TEXT NOT NULL,
+     rules TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     PRIMARY KEY (stream, version),
+     UNIQUE (stream, digest)
+   );
+   CREATE TABLE clean_chunks (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     stream TEXT NOT NULL,
+     transform_version INTEGER NOT NULL,
+     partition TEXT NOT NULL,
+     clean_key TEXT NOT NULL UNIQUE,
+     clean_rows INTEGER NOT NULL,
+     clean_bytes INTEGER NOT NULL,
+     quarantine_key TEXT UNIQUE,
+     quarantine_rows INTEGER NOT NULL,
+     quarantine_bytes INTEGER NOT NULL,
+     created_at TEXT NOT NULL
+   );
+   CREATE INDEX clean_chunks_by_stream ON clean_chunks(stream, transform_version);
+   CREATE TABLE clean_lineage (
+     clean_chunk INTEGER NOT NULL REFERENCES clean_chunks(id) ON DELETE CASCADE,
+     raw_chunk INTEGER NOT NULL REFERENCES chunks(id),
+     stream TEXT NOT NULL,
+     transform_version INTEGER NOT NULL,
+     PRIMARY KEY (stream, transform_version, raw_chunk)
+   );`,
 ];
+
+interface TransformVersionRow {
+  stream: string;
+  version: number;
+  digest: string;
+  rules: string;
+  created_at: string;
+}
+
+const toTransformVersion = (row: TransformVersionRow): TransformVersionInfo => ({
+  stream: row.stream,
+  version: row.version,
+  digest: row.digest,
+  rules: row.rules,
+  createdAt: row.created_at,
+});
+
+interface CleanChunkRow {
+  id: number;
+  stream: string;
+  transform_version: number;
+  partition: string;
+  clean_key: string;
+  clean_rows: number;
+  clean_bytes: number;
+  quarantine_key: string | null;
+  quarantine_rows: number;
+  quarantine_bytes: number;
+  created_at: string;
+}
 
 interface ChunkRow {
   id: number;
@@ -364,8 +429,100 @@ export class SqliteCatalog implements Catalog, SecurityStore {
     })();
   }
 
+  async ensureTransformVersion(stream: string, digest: string, rules: string): Promise<TransformVersionInfo> {
+    return this.db.transaction((): TransformVersionInfo => {
+      const existing = this.db.prepare('SELECT * FROM transform_versions WHERE stream = ? AND digest = ?').get(stream, digest) as
+        | TransformVersionRow
+        | undefined;
+      if (existing) return toTransformVersion(existing);
+      const latest = this.db.prepare('SELECT max(version) AS v FROM transform_versions WHERE stream = ?').get(stream) as { v: number | null };
+      const row: TransformVersionRow = { stream, version: (latest.v ?? 0) + 1, digest, rules, created_at: this.now() };
+      this.db
+        .prepare('INSERT INTO transform_versions (stream, version, digest, rules, created_at) VALUES (?, ?, ?, ?, ?)')
+        .run(row.stream, row.version, row.digest, row.rules, row.created_at);
+      return toTransformVersion(row);
+    })();
+  }
+
+  async transformVersions(stream: string): Promise<TransformVersionInfo[]> {
+    const rows = this.db.prepare('SELECT * FROM transform_versions WHERE stream = ? ORDER BY version').all(stream) as TransformVersionRow[];
+    return rows.map(toTransformVersion);
+  }
+
+  async cleanChunks(stream: string, transformVersion: number): Promise<CleanChunkInfo[]> {
+    const rows = this.db.prepare('SELECT * FROM clean_chunks WHERE stream = ? AND transform_version = ? ORDER BY id').all(stream, transformVersion) as CleanChunkRow[];
+    const lineage = this.db.prepare('SELECT clean_chunk, raw_chunk FROM clean_lineage WHERE stream = ? AND transform_version = ?').all(stream, transformVersion) as {
+      clean_chunk: number;
+      raw_chunk: number;
+    }[];
+    const raw = new Map<number, number[]>();
+    for (const { clean_chunk, raw_chunk } of lineage) (raw.get(clean_chunk) ?? raw.set(clean_chunk, []).get(clean_chunk)!).push(raw_chunk);
+    return rows.map((row) => ({
+      id: row.id,
+      stream: row.stream,
+      transformVersion: row.transform_version,
+      partition: row.partition,
+      cleanKey: row.clean_key,
+      cleanRows: row.clean_rows,
+      cleanBytes: row.clean_bytes,
+      quarantineKey: row.quarantine_key,
+      quarantineRows: row.quarantine_rows,
+      quarantineBytes: row.quarantine_bytes,
+      rawChunks: (raw.get(row.id) ?? []).sort((a, b) => a - b),
+      createdAt: row.created_at,
+    }));
+  }
+
+  async lastCleanChunk(stream: string, transformVersion: number): Promise<number> {
+    const row = this.db.prepare('SELECT max(id) AS id FROM clean_chunks WHERE stream = ? AND transform_version = ?').get(stream, transformVersion) as {
+      id: number | null;
+    };
+    return row.id ?? 0;
+  }
+
+  async commitCleanChunks(chunks: readonly NewCleanChunk[]): Promise<void> {
+    this.db.transaction(() => {
+      const now = this.now();
+      const insert = this.db.prepare(
+        `INSERT INTO clean_chunks (stream, transform_version, partition, clean_key, clean_rows, clean_bytes, quarantine_key, quarantine_rows, quarantine_bytes, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      const link = this.db.prepare('INSERT INTO clean_lineage (clean_chunk, raw_chunk, stream, transform_version) VALUES (?, ?, ?, ?)');
+      for (const chunk of chunks) {
+        const { lastInsertRowid } = insert.run(
+          chunk.stream,
+          chunk.transformVersion,
+          chunk.partition,
+          chunk.cleanKey,
+          chunk.cleanRows,
+          chunk.cleanBytes,
+          chunk.quarantineKey,
+          chunk.quarantineRows,
+          chunk.quarantineBytes,
+          now,
+        );
+        for (const raw of chunk.rawChunks) link.run(lastInsertRowid, raw, chunk.stream, chunk.transformVersion);
+      }
+    })();
+  }
+
+  async dropCleanChunks(stream: string, keep: number): Promise<string[]> {
+    return this.db.transaction((): string[] => {
+      const rows = this.db
+        .prepare('SELECT clean_key, quarantine_key FROM clean_chunks WHERE stream = ? AND transform_version <> ?')
+        .all(stream, keep) as { clean_key: string; quarantine_key: string | null }[];
+      this.db.prepare('DELETE FROM clean_chunks WHERE stream = ? AND transform_version <> ?').run(stream, keep);
+      return rows.flatMap((row) => (row.quarantine_key === null ? [row.clean_key] : [row.clean_key, row.quarantine_key]));
+    })();
+  }
+
   async objectKeys(): Promise<Set<string>> {
-    const rows = this.db.prepare('SELECT key FROM chunks UNION SELECT key FROM view_files').all() as { key: string }[];
+    const rows = this.db
+      .prepare(
+        `SELECT key FROM chunks UNION SELECT key FROM view_files UNION SELECT clean_key FROM clean_chunks
+         UNION SELECT quarantine_key FROM clean_chunks WHERE quarantine_key IS NOT NULL`,
+      )
+      .all() as { key: string }[];
     return new Set(rows.map((row) => row.key));
   }
 
