@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
@@ -37,6 +38,8 @@ interface Variant {
   readonly exactColumns: readonly string[];
   /** Messy values for the transform variant to clean; the raw one sends clean ones. */
   readonly messy: boolean;
+  /** A master key: the variant runs with encryption at rest on (log, lake, views, spill all encrypted). */
+  readonly masterKey?: Buffer;
 }
 
 const VARIANTS: readonly Variant[] = [
@@ -50,7 +53,8 @@ const VARIANTS: readonly Variant[] = [
     messy: false,
   },
   {
-    name: 'with transforms',
+    name: 'with transforms and encryption at rest',
+    masterKey: randomBytes(32),
     transform: {
       dedupe: { key: 'event_id', within: '24h' },
       required: ['user_id'],
@@ -224,7 +228,7 @@ describe.each(VARIANTS)(`the lambda invariant over $name (seed ${SEED}; STRATA_T
       const schema = { ...base.streams.clicks!.schema, page: 'string?', ...(variant.messy ? { user_id: 'string?' } : {}) };
       const clicks = { ...base.streams.clicks!, schema, ...(variant.transform ? { transform: variant.transform } : {}) };
       const config = { ...base, streams: { clicks } };
-      server = await startInProcess(config, dir);
+      server = await startInProcess(config, dir, { masterKey: variant.masterKey ?? null });
       expected = await Expected.open(dir);
       const exp = expected;
       const random = seededRandom(SEED);
@@ -343,7 +347,7 @@ describe.each(VARIANTS)(`the lambda invariant over $name (seed ${SEED}; STRATA_T
           gate = new Promise<void>((resolve) => (open = resolve));
           await Promise.all([...inFlight]);
           await server.close();
-          server = await startInProcess(config, dir);
+          server = await startInProcess(config, dir, { masterKey: variant.masterKey ?? null });
           restarted = true;
           gate = null;
           open();
