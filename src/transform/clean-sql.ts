@@ -204,7 +204,13 @@ export function dedupeSql(keys: readonly string[], eventTime: string, withinMs: 
  */
 export function duplicateRowsSql(keys: readonly string[], eventTime: string, withinMs: number, source: string, identity: readonly string[]): string {
   const columns = [...new Set([...keys, eventTime, ...DEDUPE_TIE_BREAK, ...identity])].map(quoteIdent).join(', ');
-  const { numbered, kept } = dedupeWindow(keys, eventTime, withinMs, columns, source);
+  const keyList = keys.map(quoteIdent).join(', ');
+  // Only keys held more than once can have a duplicate: counting keys (a scan of the key columns alone) is a
+  // cheaper pass than ordering every row in a window, and most keys are held once, so the window orders few rows.
+  const narrow = `SELECT ${columns} FROM (${source}) AS source`;
+  const repeated = `SELECT ${keyList} FROM (${narrow}) AS narrow WHERE ${keys.map((key) => `${quoteIdent(key)} IS NOT NULL`).join(' AND ')} GROUP BY ALL HAVING count(*) > 1`;
+  const candidates = `SELECT * FROM (${narrow}) AS narrow SEMI JOIN (${repeated}) AS repeated USING (${keyList})`;
+  const { numbered, kept } = dedupeWindow(keys, eventTime, withinMs, '*', candidates);
   return `SELECT ${identity.map(quoteIdent).join(', ')} FROM (${numbered}) AS numbered WHERE (${kept}) IS NOT TRUE`;
 }
 
