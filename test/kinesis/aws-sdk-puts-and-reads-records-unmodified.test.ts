@@ -180,6 +180,19 @@ describe('the AWS SDK puts and reads records through the Kinesis API, unmodified
 
     const status = (await (await fetch(`${server.url}/v1/streams`)).json()) as { streams: { name: string; quarantined?: number }[] };
     expect(status.streams.find((stream) => stream.name === 'clicks')!.quarantined).toBe(12);
+
+    // The views count them as they count HTTP-ingested records: the clean ones, in the speed layer, then in a batch version.
+    const clean = Number((await sql(server.url, 'SELECT count(*) AS n FROM clicks__clean'))[0]!.n);
+    expect(clean).toBeGreaterThan(0);
+    const viewTotal = async (layer: string) => {
+      const body = (await (await fetch(`${server.url}/v1/views/pages?layer=${layer}`)).json()) as { rows: { views: string }[] };
+      return body.rows.reduce((sum, row) => sum + Number(row.views), 0);
+    };
+    for (let i = 0; i < 100 && (await viewTotal('merged')) !== clean; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await viewTotal('merged')).toBe(clean);
+    expect((await server.strata.batch.run()).state).toBe('succeeded');
+    expect(await viewTotal('batch')).toBe(clean);
+    expect(await viewTotal('merged')).toBe(clean);
   });
 
   it('keeps quarantined records across a restart, and answers from the same iterators (same server key)', async () => {

@@ -8,7 +8,7 @@ import { fetchWithoutToken } from '../fixtures/auth.js';
 
 /**
  * A clicks stream with 4 shards and a transform (user_id required), so that both kinds of quarantine show in
- * `clicks__quarantine`; a `producer` policy that may only ingest, a `reader` that may only read the stream.
+ * `clicks__quarantine`; a `pages` view over it; a `producer` policy that may only ingest, a `reader` that may only read the stream.
  */
 export function kinesisConfig(overrides: Partial<ConfigInput> = {}): ConfigInput {
   return {
@@ -22,6 +22,7 @@ export function kinesisConfig(overrides: Partial<ConfigInput> = {}): ConfigInput
       },
     },
     delivery: { maxSeconds: 0.2 },
+    views: { pages: 'SELECT page, count(*) AS views FROM clicks GROUP BY page' },
     policies: {
       producer: { allow: [{ actions: ['ingest'], resources: ['stream:clicks'] }] },
       reader: { allow: [{ actions: ['read'], resources: ['stream:clicks'] }] },
