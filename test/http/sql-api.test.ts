@@ -144,11 +144,11 @@ describe('POST /v1/sql', () => {
     const request = http.request(`${server.url}/v1/sql`, { method: 'POST', headers: { 'content-type': 'text/plain', ...ADMIN_AUTH } });
     const gone = new Promise<void>((resolve) => request.on('error', () => resolve()));
     request.end('SELECT count(*) FROM range(10000000000) t(x) WHERE hash(x) = 0');
-    for (let i = 0; i < 200 && server.strata.sql.activeQueries === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    for (let i = 0; i < 1000 && server.strata.sql.activeQueries === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
     expect(server.strata.sql.activeQueries).toBe(1);
     request.destroy();
     await gone;
-    for (let i = 0; i < 200 && server.strata.sql.activeQueries > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    for (let i = 0; i < 1000 && server.strata.sql.activeQueries > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
     expect(server.strata.sql.activeQueries).toBe(0);
   });
 
