@@ -164,6 +164,17 @@ export class Ingestor {
     return shardForKey(typeof key === 'string' ? key : String(key), shards);
   }
 
+  /**
+   * Counts records another edge appended to the stream itself (the Kinesis API, which routes and quarantines its
+   * own way), so that `GET /v1/streams` and `strata status` show every producer's records.
+   */
+  count(streamName: string, accepted: number, bytes: number): void {
+    const target = this.target(streamName);
+    target.accepted += accepted;
+    target.bytes += bytes;
+    target.rate.add(accepted);
+  }
+
   stats(streamName: string): IngestStats {
     const target = this.target(streamName);
     return {

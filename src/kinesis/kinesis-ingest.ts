@@ -38,9 +38,9 @@ interface Target {
  *   records without a key round-robin; a Kinesis record always carries a PartitionKey, so it never needs to.
  *
  * This path calls the validator and the log itself rather than {@link Ingestor.ingest}, which would pick the shard
- * round-robin for a record without the key field; so its records are not in the Ingestor's counters (they are in
- * the log's and the metrics' ingest-request counts). Its own bound on bytes waiting for their sync mirrors the
- * Ingestor's, `ingest.maxPendingBytes`.
+ * round-robin for a record without the key field; it reports what it appended to the Ingestor's counters
+ * (`counted`), so `GET /v1/streams` shows Kinesis producers too. Its own bound on bytes waiting for their sync
+ * mirrors the Ingestor's, `ingest.maxPendingBytes`.
  */
 export class KinesisIngest {
   private readonly targets = new Map<string, Target>();
@@ -51,6 +51,8 @@ export class KinesisIngest {
     private readonly stream: Stream,
     config: ProjectConfig,
     private readonly quarantine: KinesisQuarantine,
+    /** Told the records each put appended to the log (accepted into the stream, quarantined ones aside) and their bytes. */
+    private readonly counted: (stream: string, accepted: number, bytes: number) => void = () => undefined,
   ) {
     this.maxPendingBytes = config.ingest.maxPendingBytes;
     for (const streamConfig of config.streams.values()) {
@@ -139,6 +141,8 @@ export class KinesisIngest {
     } finally {
       this.pendingBytes -= bytes;
     }
+    const appended = outcomes.filter((outcome) => 'sequenceNumber' in outcome && !outcome.quarantined).length;
+    if (appended > 0) this.counted(streamName, appended, bytes);
     return outcomes;
   }
 

@@ -34,7 +34,9 @@ const CONTENT_TYPES = ['application/x-amz-json-1.1', 'application/x-amz-json-1.0
  */
 export function registerKinesisRoutes(app: FastifyInstance, strata: Strata): void {
   const security = strata.security;
-  const ingest = new KinesisIngest(strata.stream, strata.config, strata.kinesis.quarantine);
+  const ingest = new KinesisIngest(strata.stream, strata.config, strata.kinesis.quarantine, (stream, accepted, bytes) =>
+    strata.ingestor.count(stream, accepted, bytes),
+  );
   const api = new KinesisApi(strata.config, strata.stream, security, ingest, strata.kinesis.iterators);
   const creationTimes = strata.catalog
     .tables()

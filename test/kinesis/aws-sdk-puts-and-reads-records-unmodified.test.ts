@@ -178,8 +178,12 @@ describe('the AWS SDK puts and reads records through the Kinesis API, unmodified
     expect(ruled).toHaveLength(8);
     expect(ruled.every((row) => row.__kinesis_data === null)).toBe(true);
 
-    const status = (await (await fetch(`${server.url}/v1/streams`)).json()) as { streams: { name: string; quarantined?: number }[] };
-    expect(status.streams.find((stream) => stream.name === 'clicks')!.quarantined).toBe(12);
+    const status = (await (await fetch(`${server.url}/v1/streams`)).json()) as { streams: { name: string; quarantined?: number; accepted: number }[] };
+    const clicks = status.streams.find((stream) => stream.name === 'clicks')!;
+    expect(clicks.quarantined).toBe(12);
+    // Counted as accepted like HTTP ingest's records: every record put into the log (the schema's refusals aside).
+    const logged = Number((await sql(server.url, 'SELECT count(*) AS n FROM clicks'))[0]!.n);
+    expect(clicks.accepted).toBe(logged);
 
     // The views count them as they count HTTP-ingested records: the clean ones, in the speed layer, then in a batch version.
     const clean = Number((await sql(server.url, 'SELECT count(*) AS n FROM clicks__clean'))[0]!.n);
