@@ -96,9 +96,10 @@ async function cleanParts(catalog: Catalog, stream: string, version: number): Pr
     const last = prefix === 0 ? 0 : (chunks[(prefix === -1 ? chunks.length : prefix) - 1]!.lastSeq ?? 0);
     after.push(`(__shard = ${shard} AND __seq > ${last})`);
   }
-  // A shard with no chunk yet has every future record uncleaned: `__shard` not listed passes.
+  // A shard with no chunk yet has every future record uncleaned: `__shard` not listed passes. Imported rows (no
+  // shard) are all in clean chunks by now, so none passes.
   const listed = [...byShard.keys()];
-  const unlisted = listed.length === 0 ? 'true' : `__shard NOT IN (${listed.join(', ')})`;
+  const unlisted = listed.length === 0 ? '__shard IS NOT NULL' : `__shard NOT IN (${listed.join(', ')})`;
   const raw = `SELECT * FROM ${quoteIdent(stream)} WHERE ${[...after, unlisted].join(' OR ')}`;
   return { files, rest: raw };
 }

@@ -3,11 +3,13 @@ import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../src/config/index.js';
+import { importFiles } from '../../src/ingest/index.js';
 import { sqlString } from '../../src/util/duckdb.js';
+import { writeCsv } from '../import/support.js';
 import { ingest } from '../batch/support.js';
 import { clicksConfig, removeDir, startInProcess, tempDir, waitForDelivery, type RunningStrata } from '../fixtures/strata.js';
 
-function config(pageMap: Record<string, string>): ConfigInput {
+function config(pageMap: Record<string, string>, dedupe = true): ConfigInput {
   const base = clicksConfig({ delivery: { maxSeconds: 0.05 }, views: { pages: 'SELECT page, count(*) AS views FROM clicks GROUP BY page' } }, 2);
   const clicks = base.streams.clicks!;
   return {
@@ -16,7 +18,12 @@ function config(pageMap: Record<string, string>): ConfigInput {
       clicks: {
         ...clicks,
         schema: { ...clicks.schema, user_id: 'string?' },
-        transform: { dedupe: { key: 'event_id', within: '1h' }, required: ['user_id'], standardize: { page: ['trim', 'lower'] }, map: { page: pageMap } },
+        transform: {
+          ...(dedupe ? { dedupe: { key: 'event_id', within: '1h' } } : {}),
+          required: ['user_id'],
+          standardize: { page: ['trim', 'lower'] },
+          map: { page: pageMap },
+        },
       },
     },
   };
@@ -119,5 +126,21 @@ describe('the batch layer writes clean chunks', () => {
     await server.close();
     server = await startInProcess(config({ '/index': '/start' }), dir);
     expect((await catalog()).transform.versions.map((v) => v.version)).toEqual([1, 2]);
+  });
+
+  it('holds imported history once: <stream>__clean reads its clean chunk, not the raw rows again', async () => {
+    dir = await tempDir();
+    // Without de-duplication, which would hide a record read twice.
+    server = await startInProcess(config({}, false), join(dir, 'data'));
+    const history = await writeCsv(join(dir, 'history.csv'), [event('h1', 'u1', '/A'), event('h2', 'u2', '/B'), event('h3', 'u3', '/C', '2026-11-20')]);
+    expect((await importFiles(server.strata, { table: 'clicks', files: [history] })).files[0]).toMatchObject({ state: 'succeeded', rows: 3 });
+    expect(await query('SELECT count(*) AS n FROM clicks__clean')).toEqual([{ n: '3' }]);
+    expect((await server.strata.batch.run()).state).toBe('succeeded');
+    expect((await catalog()).transform.cleanChunks.reduce((sum, clean) => sum + clean.cleanRows, 0)).toBe(3);
+    expect(await query('SELECT count(*) AS n FROM clicks__clean')).toEqual([{ n: '3' }]);
+    // Delivered records after it come from the rules over the raw table until the next run cleans them.
+    await ingest(server, [event('d1', 'u4', '/D')]);
+    await waitForDelivery(server);
+    expect(await query('SELECT event_id FROM clicks__clean ORDER BY event_id')).toEqual([{ event_id: 'd1' }, { event_id: 'h1' }, { event_id: 'h2' }, { event_id: 'h3' }]);
   });
 });
