@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { watch } from 'node:fs';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../src/config/index.js';
+import { importFiles } from '../../src/ingest/index.js';
 import { clicksConfig, removeDir, startInProcess, tempDir, waitForDelivery, type RunningStrata } from '../fixtures/strata.js';
 
 const MARKER = 'plaintext-marker-5f3a9e';
@@ -89,20 +91,33 @@ describe('an encrypted data directory', () => {
     expect(put.FailedRecordCount).toBe(0);
     kinesis.destroy();
 
+    // History imported from NDJSON: read through memory, never staged in the clear under the data directory.
+    const history = join(dir, 'history.ndjson');
+    await writeFile(history, `${JSON.stringify({ event_id: 'h', ts: '2026-11-20T10:00:00Z', user_id: 'u9', page: `/${MARKER}/h`, country: 'NL' })}\n`);
+    const staged: string[] = [];
+    const watcher = watch(join(dir, 'data', 'lake', '_staging'), (_event, name) => name && staged.push(String(name)));
+    try {
+      expect((await importFiles(server.strata, { table: 'clicks', files: [history] })).files[0]).toMatchObject({ state: 'succeeded', rows: 1 });
+    } finally {
+      watcher.close();
+    }
+    expect(staged.filter((name) => name.includes('ndjson'))).toEqual([]);
+
     await waitForDelivery(server);
     const run1 = await server.strata.batch.run();
     expect([run1.state, run1.error]).toEqual(['succeeded', null]);
     // Served as if nothing were encrypted: the raw table, the clean and quarantine tables, the view in both layers.
     const sql = async (query: string) => (await server!.strata.sql.queryAll(query)).rows;
-    expect(await sql('SELECT event_id FROM clicks ORDER BY event_id')).toEqual([{ event_id: 'a' }, { event_id: 'b' }, { event_id: 'c' }]);
-    expect(await sql('SELECT page FROM clicks__clean ORDER BY page')).toEqual([{ page: `/${MARKER}/a` }, { page: `/${MARKER}/b` }]);
+    expect(await sql('SELECT event_id FROM clicks ORDER BY event_id')).toEqual([{ event_id: 'a' }, { event_id: 'b' }, { event_id: 'c' }, { event_id: 'h' }]);
+    expect(await sql('SELECT page FROM clicks__clean ORDER BY page')).toEqual([{ page: `/${MARKER}/a` }, { page: `/${MARKER}/b` }, { page: `/${MARKER}/h` }]);
     expect(await sql('SELECT event_id FROM clicks__quarantine ORDER BY event_id')).toEqual([{ event_id: 'c' }, { event_id: 'd' }]);
     const view = (await (await fetch(`${server.url}/v1/views/pages?layer=batch`)).json()) as { rows: { page: string; views: string }[] };
     expect(view.rows.map((row) => [row.page, Number(row.views)])).toEqual([
       [`/${MARKER}/a`, 1],
       [`/${MARKER}/b`, 1],
+      [`/${MARKER}/h`, 1],
     ]);
-    expect(await sql('SELECT count(*) AS n FROM pages__batch')).toEqual([{ n: '2' }]);
+    expect(await sql('SELECT count(*) AS n FROM pages__batch')).toEqual([{ n: '3' }]);
     await server.close();
     server = null;
 
@@ -119,7 +134,7 @@ describe('an encrypted data directory', () => {
     server = await startInProcess(config(), join(dir, 'data'), { masterKey });
     expect(await sql('SELECT count(*) AS n FROM clicks__quarantine')).toEqual([{ n: '2' }]);
     const again = (await (await fetch(`${server.url}/v1/views/pages`)).json()) as { rows: unknown[] };
-    expect(again.rows).toHaveLength(2);
+    expect(again.rows).toHaveLength(3);
     await server.close();
     server = null;
     await expect(startInProcess(config(), join(dir, 'data'), { masterKey: null })).rejects.toThrow(/is encrypted/);

@@ -19,12 +19,19 @@ export interface FileContext {
   readonly signal: AbortSignal | undefined;
   /** Told of the bytes of the file read while preparing it (NDJSON streams the file through the validator). */
   readonly onBytes: (bytes: number) => void;
+  /**
+   * Stage nothing on disk: the data directory is encrypted at rest, and a staged file would hold the file's rows in
+   * the clear. Formats that stage hand their rows to DuckDB through memory instead.
+   */
+  readonly stageInMemory: boolean;
 }
 
 /** A file made ready for the chunk writer. */
 export interface PreparedSource {
   /** The DuckDB query yielding the file's rows with the target's columns, types and order. */
   readonly source: string;
+  /** Bytes bound to `$1`, `$2`... of `source` (rows handed over through memory; see FileContext.stageInMemory). */
+  readonly parameters?: readonly Uint8Array[];
   /** Turns an error raised while the writer ran `source` into one that names the file, line (or row) and field. */
   explain(error: unknown): Promise<Error>;
   /** Removes whatever preparing staged. */

@@ -242,6 +242,7 @@ async function importOne(
       store: parts.store,
       signal,
       onBytes: (bytes) => report(file.bytes * HASH_SHARE + (read += bytes) * (1 - HASH_SHARE) * 0.6),
+      stageInMemory: parts.writer.encrypts,
     };
     const format = FORMATS[file.format];
     const target = await resolveTarget(parts, plan, format, context);
@@ -309,7 +310,13 @@ async function writeAndRegister(
     const stem = await nextStem(parts.catalog, plan.table, contentHash, importedBefore);
     let files: NewChunkFile[];
     try {
-      files = await parts.writer.write({ prefix: target.prefix, stem, eventTime: target.eventTime, source: prepared.source });
+      files = await parts.writer.write({
+        prefix: target.prefix,
+        stem,
+        eventTime: target.eventTime,
+        source: prepared.source,
+        ...(prepared.parameters ? { parameters: prepared.parameters } : {}),
+      });
     } catch (error) {
       await removeStem(parts.store, target.prefix, stem);
       throw await prepared.explain(error);

@@ -2,7 +2,7 @@ import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { FieldSpec } from '../../config/index.js';
 import { MalformedInputError } from '../../errors.js';
-import { readJsonColumns } from '../../lake/index.js';
+import { readJsonColumns, readJsonText } from '../../lake/index.js';
 import { quoteIdent, sqlString } from '../../util/duckdb.js';
 import { compileRecordValidator } from '../record-validator.js';
 import { firstLine, type FileContext, type ImportFormat, type PreparedSource } from './format.js';
@@ -10,6 +10,12 @@ import { describeColumns, inferredFields, outputColumns, type ImportTarget } fro
 
 /** Staged output is written in pieces of about this size, so the staging file is written in few large calls. */
 const WRITE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Most canonical NDJSON an import holds in memory when it may not stage (an encrypted data directory): DuckDB
+ * reads it as one BLOB. A larger file is refused, naming this bound, rather than written in the clear.
+ */
+export const MAX_IN_MEMORY_IMPORT_BYTES = 1024 * 1024 * 1024;
 
 /**
  * Ingest's timestamp spellings (see record-validator.ts) with a time part: a text column whose every value
@@ -47,9 +53,42 @@ export const ndjsonFormat: ImportFormat = {
   },
 
   async prepare(context, target): Promise<PreparedSource> {
+    const select = outputColumns(target, (field) => quoteIdent(field.name));
+    const explain = async (error: unknown) => new MalformedInputError(`${context.label}: ${firstLine(error)}`);
+    if (context.stageInMemory) {
+      const pieces: Buffer[] = [];
+      let held = 0;
+      await stageValidated(context, target, async (data) => {
+        held += data.length;
+        if (held > MAX_IN_MEMORY_IMPORT_BYTES) {
+          throw new MalformedInputError(
+            `${context.label}: an NDJSON import into an encrypted data directory is read through memory, at most ` +
+              `${MAX_IN_MEMORY_IMPORT_BYTES / 1024 / 1024} MiB of records a file; split the file`,
+          );
+        }
+        pieces.push(data);
+      });
+      const records = Buffer.concat(pieces, held);
+      return {
+        source: `SELECT ${select} FROM (${readJsonText(target.fields)}) AS records`,
+        parameters: [new Uint8Array(records.buffer, records.byteOffset, records.length)],
+        explain,
+        cleanup: async () => undefined,
+      };
+    }
     const staged = context.store.stagingPath(`import-${target.table}-ndjson`);
     try {
-      await stageValidated(context, target, staged);
+      const out = createWriteStream(staged, { flags: 'wx' });
+      const closed = new Promise<void>((resolve, reject) => {
+        out.on('close', resolve);
+        out.on('error', reject);
+      });
+      try {
+        await stageValidated(context, target, (data) => write(out, data));
+      } finally {
+        out.end();
+        await closed;
+      }
     } catch (error) {
       await rm(staged, { force: true });
       throw error;
@@ -57,29 +96,25 @@ export const ndjsonFormat: ImportFormat = {
     const columns = readJsonColumns(target.fields);
     const read = `read_json(${sqlString(staged)}, format = 'newline_delimited', columns = ${columns})`;
     return {
-      source: `SELECT ${outputColumns(target, (field) => quoteIdent(field.name))} FROM ${read}`,
-      explain: async (error) => new MalformedInputError(`${context.label}: ${firstLine(error)}`),
+      source: `SELECT ${select} FROM ${read}`,
+      explain,
       cleanup: () => rm(staged, { force: true }),
     };
   },
 };
 
 /**
- * Streams the file line by line through the record validator and writes each valid record's canonical line
- * to `staged`: the producer's own text when nothing was rewritten, as ingest stores it. Blank lines are skipped.
+ * Streams the file line by line through the record validator and hands each valid record's canonical line to
+ * `sink`, in pieces of about {@link WRITE_BYTES}: the producer's own text when nothing was rewritten, as ingest
+ * stores it. Blank lines are skipped.
  */
-async function stageValidated(context: FileContext, target: ImportTarget, staged: string): Promise<void> {
+async function stageValidated(context: FileContext, target: ImportTarget, sink: (data: Buffer) => Promise<void>): Promise<void> {
   const validate = compileRecordValidator({
     name: target.table,
     shards: 1,
     partitionKey: null,
     eventTime: target.eventTime,
     fields: target.fields as FieldSpec[],
-  });
-  const out = createWriteStream(staged, { flags: 'wx' });
-  const closed = new Promise<void>((resolve, reject) => {
-    out.on('close', resolve);
-    out.on('error', reject);
   });
   let pending: Buffer[] = [];
   let pendingBytes = 0;
@@ -88,10 +123,11 @@ async function stageValidated(context: FileContext, target: ImportTarget, staged
     const data = Buffer.concat(pending, pendingBytes);
     pending = [];
     pendingBytes = 0;
-    await write(out, data);
+    await sink(data);
   };
-  try {
-    await forEachLine(context, (line, number) => {
+  await forEachLine(
+    context,
+    (line, number) => {
       if (isBlank(line)) return;
       const record = parseLine(context, line, number);
       const result = validate(record);
@@ -104,14 +140,12 @@ async function stageValidated(context: FileContext, target: ImportTarget, staged
       const canonical = result === 'unchanged' ? line : Buffer.from(JSON.stringify(record));
       pending.push(canonical, NEWLINE);
       pendingBytes += canonical.length + 1;
-    }, async () => {
+    },
+    async () => {
       if (pendingBytes >= WRITE_BYTES) await flush();
-    });
-    await flush();
-  } finally {
-    out.end();
-    await closed;
-  }
+    },
+  );
+  await flush();
 }
 
 const NEWLINE = Buffer.from('\n');
