@@ -1,11 +1,12 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rm, truncate, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BLOB, blobValue, DuckDBInstance } from '@duckdb/node-api';
 import type { ProjectConfig, StreamConfig } from '../config/index.js';
 import { OverloadedError } from '../errors.js';
+import { readJsonColumns, readJsonText } from '../lake/index.js';
 import { copyEncryption, encryptionSettings, readEncryption } from '../lake/parquet-encryption.js';
-import type { DataKey, Keyring } from '../security/index.js';
+import { SecretSealer, type DataKey, type Keyring } from '../security/index.js';
 import type { DerivedTable } from '../sql/index.js';
 import { quarantineTableName } from '../transform/index.js';
 import { DUCKDB_TYPES, quoteIdent, sqlString } from '../util/duckdb.js';
@@ -171,12 +172,13 @@ export class KinesisQuarantine {
   /** The line as stored: itself without a keyring, else sealed under the key of its block of {@link SEAL_BLOCK} qseqs. */
   private seal(target: StreamQuarantine, qseq: number, line: string): string {
     if (this.keyring === null) return line;
-    const key = this.keyring.keyFor(sealScope(target.name, qseq)).key;
-    const nonce = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', key, nonce);
-    cipher.setAAD(Buffer.from(`${target.name}/${qseq}`));
-    const sealed = Buffer.concat([nonce, cipher.update(line.slice(0, -1), 'utf8'), cipher.final(), cipher.getAuthTag()]);
-    return `${JSON.stringify({ qseq, sealed: sealed.toString('base64') })}\n`;
+    const sealed = this.sealer(target, qseq).seal(line.slice(0, -1), `${target.name}/${qseq}`);
+    return `${JSON.stringify({ qseq, sealed })}\n`;
+  }
+
+  /** The sealer of a qseq's block: AES-256-GCM under the block's data key (see SecretSealer). */
+  private sealer(target: StreamQuarantine, qseq: number): SecretSealer {
+    return new SecretSealer(this.keyring!.keyFor(sealScope(target.name, qseq)).key);
   }
 
   /** The plain NDJSON of a segment's lines (each opened when sealed); a line that does not open fails the read. */
@@ -189,11 +191,9 @@ export class KinesisQuarantine {
     lines.pop();
     for (const line of lines) {
       const { qseq, sealed } = JSON.parse(line) as { qseq: number; sealed: string };
-      const bytes = Buffer.from(sealed, 'base64');
-      const decipher = createDecipheriv('aes-256-gcm', this.keyring.keyFor(sealScope(target.name, qseq)).key, bytes.subarray(0, 12));
-      decipher.setAAD(Buffer.from(`${target.name}/${qseq}`));
-      decipher.setAuthTag(bytes.subarray(bytes.length - 16));
-      out.push(Buffer.concat([decipher.update(bytes.subarray(12, bytes.length - 16)), decipher.final()]).toString('utf8'));
+      const opened = this.sealer(target, qseq).open(sealed, `${target.name}/${qseq}`);
+      if (opened === null) throw new Error(`${path}: the quarantined record ${qseq} does not open under its key (tampered with?)`);
+      out.push(opened);
     }
     return Buffer.from(out.join('\n') + '\n');
   }
@@ -214,7 +214,7 @@ export class KinesisQuarantine {
       await mkdir(dir, { recursive: true });
       const path = join(dir, `${++files.sequence}.parquet`);
       const text = Buffer.concat(await Promise.all(segments.map((segment) => this.openSegment(target, segment))));
-      const lines = `SELECT UNNEST(json_transform(line, ${sqlString(LINE_STRUCTURE)})) FROM (SELECT unnest(string_split(decode($1), chr(10))) AS line) AS lines WHERE line <> ''`;
+      const lines = readJsonText([], LINE_TYPES);
       const prepared = await connection.prepare(`COPY (${kinesisQuarantineSql(target.config, lines)}) TO ${sqlString(path)} (FORMAT parquet${copyEncryption(key)})`);
       prepared.bind([blobValue(new Uint8Array(text.buffer, text.byteOffset, text.length))], [BLOB]);
       await prepared.run();
@@ -345,10 +345,8 @@ function quarantineLine(qseq: number, record: QuarantinedRecord, now: number): s
   );
 }
 
-const LINE_COLUMNS =
-  "{qseq: 'BIGINT', shard: 'INTEGER', arrived_ms: 'BIGINT', partition_key: 'VARCHAR', reason: 'VARCHAR', data: 'VARCHAR', data_base64: 'VARCHAR'}";
-/** {@link LINE_COLUMNS} for `json_transform`, which reads lines held in memory as read_json reads files. */
-const LINE_STRUCTURE = JSON.stringify({
+/** The columns of a line, typed: read from segment files by `read_json`, from memory by `json_transform`. */
+const LINE_TYPES = {
   qseq: 'BIGINT',
   shard: 'INTEGER',
   arrived_ms: 'BIGINT',
@@ -356,13 +354,13 @@ const LINE_STRUCTURE = JSON.stringify({
   reason: 'VARCHAR',
   data: 'VARCHAR',
   data_base64: 'VARCHAR',
-});
+};
 
 /** The lines of plain segments, typed. */
 function readSegmentsSql(segments: readonly string[]): string {
   // ignore_errors: a line being appended while a query reads the segment may be seen half-written; DuckDB gives
   // such a line as a row of NULLs, which the WHERE of kinesisQuarantineSql leaves out (every written line has a qseq).
-  return `SELECT * FROM read_json([${segments.map(sqlString).join(', ')}], format = 'newline_delimited', columns = ${LINE_COLUMNS}, ignore_errors = true)`;
+  return `SELECT * FROM read_json([${segments.map(sqlString).join(', ')}], format = 'newline_delimited', columns = ${readJsonColumns([], LINE_TYPES)}, ignore_errors = true)`;
 }
 
 /** The store's records of one stream as SQL over its typed `lines`: the schema's fields where they parse, then what Kinesis sent. */
