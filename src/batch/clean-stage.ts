@@ -3,7 +3,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Catalog, ChunkInfo, CleanChunkInfo, NewCleanChunk } from '../catalog/index.js';
 import type { StreamConfig } from '../config/index.js';
 import type { ObjectStore } from '../lake/index.js';
-import { copyEncryption, readEncryption, type ParquetKeys } from '../lake/parquet-encryption.js';
+import { copyEncryption, readParquetByKey, type ParquetKeys } from '../lake/parquet-encryption.js';
 import type { FileSchemas } from '../sql/file-schemas.js';
 import { viewQuery } from '../sql/lake-views.js';
 import type { RecordSource } from '../transform/index.js';
@@ -126,23 +126,10 @@ export function cleanChunksSql(
     files.set(clean.id, clean);
   }
   for (const clean of files.values()) if (!clean.rawChunks.every((id) => ids.has(id))) return null;
-  if (files.size === 0) return null;
   return lakeFilesSql(store, keys, [...files.values()].map((clean) => clean.cleanKey), extra);
 }
 
-/**
- * Lake files holding the same columns (clean or quarantine chunks of one transform version, whose digest covers the
- * raw schema), one `read_parquet` per data key, joined by column name. Never `union_by_name` inside one call: DuckDB
- * 1.5 fails an encrypted read with it ("Attempted to dereference shared_ptr that is NULL") and invalidates the
- * whole instance.
- */
-export function lakeFilesSql(store: ObjectStore, keys: ParquetKeys, objectKeys: readonly string[], extra = ''): string {
-  const byKey = new Map<string | null, string[]>();
-  for (const objectKey of objectKeys) {
-    const keyId = keys.keyIdOf(objectKey);
-    (byKey.get(keyId) ?? byKey.set(keyId, []).get(keyId)!).push(sqlString(store.location(objectKey)));
-  }
-  return [...byKey]
-    .map(([keyId, paths]) => `SELECT * FROM read_parquet([${paths.join(', ')}]${extra}${readEncryption(keyId)})`)
-    .join(' UNION ALL BY NAME ');
+/** Lake files of one transform version's clean or quarantine chunks (equal columns: the version's digest covers the raw schema), one `read_parquet` per key; null for none. */
+export function lakeFilesSql(store: ObjectStore, keys: ParquetKeys, objectKeys: readonly string[], extra = ''): string | null {
+  return readParquetByKey(keys, objectKeys.map((objectKey) => ({ objectKey, location: store.location(objectKey) })), extra);
 }

@@ -68,8 +68,8 @@ export function cleanTables(
 
 /** Lake files, then the rows of `rest`, by column name. */
 function unionSql(store: ObjectStore, keys: ParquetKeys, objectKeys: readonly string[], rest: string): string {
-  if (objectKeys.length === 0) return rest;
-  return `${lakeFilesSql(store, keys, objectKeys)} UNION ALL BY NAME SELECT * FROM (${rest}) AS rest`;
+  const files = lakeFilesSql(store, keys, objectKeys);
+  return files === null ? rest : `${files} UNION ALL BY NAME SELECT * FROM (${rest}) AS rest`;
 }
 
 /**

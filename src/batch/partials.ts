@@ -2,9 +2,8 @@ import { createHash } from 'node:crypto';
 import type { ViewFile } from '../catalog/index.js';
 import type { FieldSpec } from '../config/index.js';
 import type { ObjectStore } from '../lake/index.js';
-import { ParquetKeys, readEncryption } from '../lake/parquet-encryption.js';
+import { ParquetKeys, readParquetByKey } from '../lake/parquet-encryption.js';
 import type { Keyring } from '../security/keyring.js';
-import { sqlString } from '../util/duckdb.js';
 import {
   mergeSql,
   scalarPartialSql,
@@ -89,21 +88,8 @@ export function batchPartialRelations(
 ): PartialRelations {
   const keys = new ParquetKeys(keyring);
   const relationSql = (relation: PartialRelation): string => {
-    const byKey = new Map<string | null, string[]>();
-    for (const file of files) {
-      if (file.relation !== relation.name) continue;
-      const keyId = keys.keyIdOf(file.key);
-      const paths = byKey.get(keyId);
-      if (paths) paths.push(sqlString(store.location(file.key)));
-      else byKey.set(keyId, [sqlString(store.location(file.key))]);
-    }
-    if (byKey.size === 0) return relation.sql(emptySource);
-    return [...byKey]
-      .map(
-        ([keyId, paths]) =>
-          `SELECT * EXCLUDE (${PARTITION_OF_PARTIAL}) FROM read_parquet([${paths.join(', ')}], hive_partitioning = false${readEncryption(keyId)})`,
-      )
-      .join('\nUNION ALL BY NAME\n');
+    const objects = files.filter((file) => file.relation === relation.name).map((file) => ({ objectKey: file.key, location: store.location(file.key) }));
+    return readParquetByKey(keys, objects, ', hive_partitioning = false', `* EXCLUDE (${PARTITION_OF_PARTIAL})`) ?? relation.sql(emptySource);
   };
   const relations = partialRelations(view);
   const sketches: Record<string, string> = {};

@@ -65,6 +65,32 @@ export function readEncryption(keyId: string | null): string {
   return keyId === null ? '' : `, encryption_config = {footer_key: ${sqlString(keyId)}}`;
 }
 
+/**
+ * `read_parquet` over lake objects, one call per data key (DuckDB takes one footer key per call), the branches
+ * joined by column name; null for no objects. `options` follow the file list inside each call
+ * (`, hive_partitioning = false`), `select` is each branch's select list. Never put `union_by_name` in `options`:
+ * DuckDB 1.5 fails an encrypted read with it ("Attempted to dereference shared_ptr that is NULL") and invalidates
+ * the whole instance.
+ */
+export function readParquetByKey(
+  keys: ParquetKeys,
+  objects: readonly { readonly objectKey: string; readonly location: string }[],
+  options = '',
+  select = '*',
+): string | null {
+  const byKey = new Map<string | null, string[]>();
+  for (const { objectKey, location } of objects) {
+    const keyId = keys.keyIdOf(objectKey);
+    const paths = byKey.get(keyId);
+    if (paths) paths.push(sqlString(location));
+    else byKey.set(keyId, [sqlString(location)]);
+  }
+  if (byKey.size === 0) return null;
+  return [...byKey]
+    .map(([keyId, paths]) => `SELECT ${select} FROM read_parquet([${paths.join(', ')}]${options}${readEncryption(keyId)})`)
+    .join('\nUNION ALL BY NAME\n');
+}
+
 /** A Parquet file to read: where it is, and the key its scope has when the keyring holds one (else null). */
 export interface ParquetFile {
   readonly path: string;
