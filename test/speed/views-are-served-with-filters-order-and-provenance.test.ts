@@ -94,6 +94,14 @@ describe('GET /v1/views/{view}', () => {
     expect((await get('hits?page=/a')).body.rows.map((row) => row.views)).toEqual(['3']);
     expect((await get('hits?hour.gte=2026-11-25T11:00:00Z&hour.lt=2026-11-25T13:00:00Z')).body.rows.map((row) => row.page)).toEqual(['/b', '/c']);
     expect((await get('hits?order=-revenue&limit=2')).body.rows.map((row) => row.page)).toEqual(['/a', '/c']);
+    // A group looked up by every group-by column: held by the batch version alone, by both layers (merged), by
+    // the speed layer alone, and by neither.
+    const lookup = async (page: string, hour: number) =>
+      (await get(`hits?page=${page}&hour=2026-11-25T${hour}:00:00Z`)).body.rows.map((row) => [row.page, row.views, row.revenue, row.users]);
+    expect(await lookup('/b', 11)).toEqual([['/b', '1', 4, '1']]);
+    expect(await lookup('/a', 10)).toEqual([['/a', '3', 14, '3']]);
+    expect(await lookup('/d', 13)).toEqual([['/d', '1', 1, '1']]);
+    expect(await lookup('/b', 10)).toEqual([]);
     // A value is data, never SQL.
     expect((await get(`hits?page=${encodeURIComponent("/a' OR '1'='1")}`)).body.rows).toEqual([]);
   });
