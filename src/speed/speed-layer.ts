@@ -67,6 +67,13 @@ interface Range {
   readonly last: number;
 }
 
+/** Records `from`..`to` of one shard, to apply. */
+interface Segment {
+  readonly shard: number;
+  readonly from: number;
+  readonly to: number;
+}
+
 /** A batch version loaded into the speed layer's DuckDB: its partials and its merged rows, as tables. */
 interface LoadedVersion {
   readonly info: ViewVersionInfo;
@@ -82,6 +89,8 @@ interface ViewState {
   readonly prefix: string;
   readonly stream: StreamConfig;
   readonly relations: readonly PartialRelation[];
+  /** The same relations grouped by `__shard` as well (a micro-batch holds several shards' records). */
+  readonly shardRelations: readonly PartialRelation[];
   /** Per relation (same order), the in-memory table of its speed partials. */
   readonly tables: readonly string[];
   /** The batch version the speed partials complement, loaded; null before any. */
@@ -247,6 +256,7 @@ export class SpeedLayer {
         prefix,
         stream,
         relations,
+        shardRelations: partialRelations({ ...view, keys: [...view.keys, { name: '__shard', sql: '"__shard"' }] }),
         tables,
         version: null,
         loaded: null,
@@ -551,12 +561,14 @@ export class SpeedLayer {
     }
     for (const state of this.states.values()) {
       const shards = this.options.stream.shards(state.stream.name);
+      const segments: Segment[] = [];
       for (let shard = 0; shard < state.seq.length; shard++) {
         const last = shards[shard]?.lastSeq ?? 0;
         const from = state.seq[shard]! + 1;
-        if (last >= from) await this.apply(state, shard, from, Math.min(last, from + MICRO_BATCH_RECORDS - 1));
-        await this.compact(state, shard);
+        if (last >= from) segments.push({ shard, from, to: Math.min(last, from + MICRO_BATCH_RECORDS - 1) });
       }
+      if (segments.length > 0) await this.apply(state, segments);
+      for (let shard = 0; shard < state.seq.length; shard++) await this.compact(state, shard);
     }
   }
 
@@ -575,7 +587,7 @@ export class SpeedLayer {
     const last = ranges[end]!.last;
     await this.deleteWhere(state, `${RANGE_COLUMNS[0]} = ${shard} AND ${RANGE_COLUMNS[1]} BETWEEN ${first} AND ${last}`);
     state.ranges[shard] = ranges.slice(end + 1);
-    await this.apply(state, shard, first, last, true);
+    await this.apply(state, [{ shard, from: first, to: last }], true);
     state.compacted++;
   }
 
@@ -690,7 +702,7 @@ export class SpeedLayer {
       // The speed layer was behind the batch: it resumes after W'.
       if (state.seq[shard]! < w) state.seq[shard] = w;
       if (cut !== null) {
-        await this.apply(state, shard, w + 1, cut.last, true);
+        await this.apply(state, [{ shard, from: w + 1, to: cut.last }], true);
         state.recomputed++;
       }
     }
@@ -704,7 +716,7 @@ export class SpeedLayer {
     for (const { shard, range } of redo.values()) {
       await this.deleteWhere(state, `${RANGE_COLUMNS[0]} = ${shard} AND ${RANGE_COLUMNS[1]} = ${range.first}`);
       state.ranges[shard] = state.ranges[shard]!.filter((r) => r !== range);
-      await this.apply(state, shard, range.first, range.last, true);
+      await this.apply(state, [{ shard, from: range.first, to: range.last }], true);
       state.recomputed++;
     }
     const replaced = state.version;
@@ -721,21 +733,30 @@ export class SpeedLayer {
   }
 
   /**
-   * Applies the partial plan to records `from`..`to` of a shard, one range per read; `replace` for the
-   * recomputed part of a cut range (it lies before the ranges held, and does not move the shard's seq).
+   * Applies the partial plan to the records of each segment (`from`..`to` of a shard), every shard's next read
+   * together in one micro-batch: parsed once, and each relation's partials computed by one statement grouped
+   * by shard as well, so a step's cost does not grow with the shard count. Each partial row carries its own
+   * shard's range. `replace` for the recomputed part of a cut range (it lies before the ranges held, and does
+   * not move the shard's seq).
    */
-  private async apply(state: ViewState, shard: number, from: number, to: number, replace = false): Promise<void> {
+  private async apply(state: ViewState, segments: readonly Segment[], replace = false): Promise<void> {
     const name = state.stream.name;
-    const recomputed: Range[] = [];
-    for (let first = from; first <= to; ) {
-      const batch = await this.options.stream.readBatch(name, shard, asSeq(first), Math.min(MICRO_BATCH_RECORDS, to - first + 1));
-      if (batch.count === 0) throw new Error(`the log of ${name}/${shard} holds no record at seq ${first}`);
-      if (batch.firstSeq !== first) throw new Error(`the log of ${name}/${shard} gave seq ${batch.firstSeq} where ${first} was expected`);
-      const last = first + batch.count - 1;
+    const next = segments.map((segment) => ({ ...segment, first: segment.from, recomputed: [] as Range[] }));
+    for (;;) {
+      const reads: { segment: (typeof next)[number]; first: number; last: number; ndjson: Buffer }[] = [];
+      for (const segment of next) {
+        if (segment.first > segment.to) continue;
+        const { shard, first } = segment;
+        const batch = await this.options.stream.readBatch(name, shard, asSeq(first), Math.min(MICRO_BATCH_RECORDS, segment.to - first + 1));
+        if (batch.count === 0) throw new Error(`the log of ${name}/${shard} holds no record at seq ${first}`);
+        if (batch.firstSeq !== first) throw new Error(`the log of ${name}/${shard} gave seq ${batch.firstSeq} where ${first} was expected`);
+        reads.push({ segment, first, last: first + batch.count - 1, ndjson: withOffsets([batch], batch.count, batch.bytes, shard) });
+      }
+      if (reads.length === 0) break;
       // With encryption at rest the records are read from memory, as delivery then reads them: never staged.
       const staged = this.keys.enabled ? null : join(this.options.stagingDir, `${this.staged++}.ndjson`);
       try {
-        const ndjson = withOffsets([batch], batch.count, batch.bytes, shard);
+        const ndjson = reads.length === 1 ? reads[0]!.ndjson : Buffer.concat(reads.map((read) => read.ndjson));
         const select = [...state.stream.fields.map((field) => quoteIdent(field.name)), '"__shard"', '"__seq"'].join(', ');
         // Parsed once into a temporary table, then every relation's partial plan reads that table.
         if (staged === null) {
@@ -760,11 +781,14 @@ export class SpeedLayer {
           await this.connection.run(`CREATE OR REPLACE TEMP TABLE micro_clean AS ${records.recordsSql(source)}`);
           source = state.dedupe ? await state.dedupe.keep('micro_clean', replace) : 'SELECT * FROM micro_clean';
         }
+        const ranges = reads.map((read) => `(${read.segment.shard}, ${read.first}, ${read.last})`).join(', ');
         await this.connection.run('BEGIN TRANSACTION');
         try {
           for (let i = 0; i < state.relations.length; i++) {
             await this.connection.run(
-              `INSERT INTO ${state.tables[i]!} SELECT *, ${shard}::INTEGER, ${first}::BIGINT, ${last}::BIGINT FROM (${state.relations[i]!.sql(source)})`,
+              `INSERT INTO ${state.tables[i]!} BY NAME
+                 SELECT partial.* EXCLUDE ("__shard"), range.shard::INTEGER AS ${RANGE_COLUMNS[0]}, range.first::BIGINT AS ${RANGE_COLUMNS[1]}, range.last::BIGINT AS ${RANGE_COLUMNS[2]}
+                 FROM (${state.shardRelations[i]!.sql(source)}) AS partial JOIN (VALUES ${ranges}) AS range(shard, first, last) ON partial."__shard" = range.shard`,
             );
           }
           await this.connection.run('COMMIT');
@@ -777,14 +801,19 @@ export class SpeedLayer {
         if (staged !== null) await rm(staged, { force: true });
       }
       state.generation++;
-      if (replace) recomputed.push({ first, last });
-      else {
-        state.ranges[shard]!.push({ first, last });
-        state.seq[shard] = last;
+      for (const { segment, first, last } of reads) {
+        const { shard } = segment;
+        if (replace) segment.recomputed.push({ first, last });
+        else {
+          state.ranges[shard]!.push({ first, last });
+          state.seq[shard] = last;
+        }
+        segment.first = last + 1;
       }
-      first = last + 1;
     }
-    if (replace) state.ranges[shard] = [...recomputed, ...state.ranges[shard]!].sort((a, b) => a.first - b.first);
+    if (replace) {
+      for (const { shard, recomputed } of next) state.ranges[shard] = [...recomputed, ...state.ranges[shard]!].sort((a, b) => a.first - b.first);
+    }
   }
 
   private async measureMemory(): Promise<void> {
