@@ -5,6 +5,7 @@ import type { ObjectStore } from '../lake/index.js';
 import { ParquetKeys, readParquetByKey } from '../lake/parquet-encryption.js';
 import type { Keyring } from '../security/keyring.js';
 import {
+  foldPartialSql,
   mergeSql,
   scalarPartialSql,
   sketchMeasures,
@@ -27,16 +28,19 @@ export interface PartialRelation {
   readonly measure: string | null;
   /** The partial SQL over `source` (SQL yielding the source's columns). */
   sql(source: string): string;
+  /** The relation's rows in `source` folded into one row per group (and sketch bucket): see foldPartialSql. */
+  fold(source: string): string;
 }
 
 /** The partial relations of a view, in a fixed order. */
 export function partialRelations(view: ViewDefinition): PartialRelation[] {
   return [
-    { name: 'scalar', measure: null, sql: (source: string) => scalarPartialSql(view, source) },
+    { name: 'scalar', measure: null, sql: (source: string) => scalarPartialSql(view, source), fold: (source: string) => foldPartialSql(view, null, source) },
     ...sketchMeasures(view).map((measure, i) => ({
       name: `sketch${i}`,
       measure: measure.name,
       sql: (source: string) => sketchPartialSql(view, measure, source),
+      fold: (source: string) => foldPartialSql(view, measure, source),
     })),
   ];
 }

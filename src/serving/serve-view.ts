@@ -172,7 +172,8 @@ export async function serveView(speed: SpeedLayer, name: string, request: ViewRe
       rows = narrow(snapshot.batchRows);
     } else {
       const keys = view.keys.map((key) => quoteIdent(key.name));
-      const speedKeys = `SELECT DISTINCT ${keys.join(', ')} FROM (${snapshot.speed.scalar})`;
+      // Filters name group-by columns only, so the speed layer's groups a filtered batch row may match pass them too.
+      const speedKeys = `SELECT DISTINCT ${keys.join(', ')} FROM (${narrow(snapshot.speed.scalar)})`;
       const matches = keys.map((key) => `speed_key.${key} IS NOT DISTINCT FROM relation.${key}`).join(' AND ');
       const held = `EXISTS (SELECT 1 FROM (${speedKeys}) AS speed_key WHERE ${matches})`;
       const overlap = each(snapshot.batch, (sql) => narrow(sql, held));

@@ -31,6 +31,9 @@ const PREPARED_KEPT = 64;
 /** How often the views' memory is measured for `strata status`. */
 const MEMORY_EVERY_MS = 5000;
 
+/** Weight of the past in the moving average of step durations (see schedule). */
+const STEP_ESTIMATE_DECAY = 0.8;
+
 /** Most records one micro-batch of one shard reads. */
 const MICRO_BATCH_RECORDS = 50_000;
 
@@ -187,9 +190,10 @@ export interface SpeedViewStatus {
 
 /**
  * The speed layer (architecture §4). Per view, it applies the view's partial plan (the same SQL the batch
- * layer runs over chunks) to the log past the current batch version's W, one micro-batch per shard every
- * `speed.intervalMs`, in an in-memory DuckDB. Records are read exactly as delivery reads them (NDJSON with
- * `__shard`/`__seq`, `read_json` with the stream's typed columns), so both layers see the same values.
+ * layer runs over chunks) to the log past the current batch version's W, in an in-memory DuckDB: one
+ * micro-batch over every shard with new records, timed so that a record is visible within `speed.intervalMs`.
+ * Records are read exactly as delivery reads them (NDJSON with `__shard`/`__seq`, `read_json` with the
+ * stream's typed columns), so both layers see the same values.
  *
  * Partials are kept grouped by offset range: each stored row carries (shard, firstSeq, lastSeq) of its
  * micro-batch. When a newer version is published (polled each interval, and before each serving read), the
@@ -205,6 +209,8 @@ export class SpeedLayer {
   private closed = false;
   private tick: Promise<void> = Promise.resolve();
   private staged = 0;
+  /** How long a step takes, from its timer to its end (see schedule). */
+  private stepEstimateMs = 0;
   private memoryMeasuredAt = 0;
   /**
    * By view generation and SQL text; a Map iterates in insertion order, so re-inserting on use keeps it least
@@ -531,22 +537,37 @@ export class SpeedLayer {
   }
 
   /**
-   * Runs a step every `speed.intervalMs` from the start of the one before, so the interval bounds the time a
-   * record waits for its micro-batch, whatever a step costs; a step that overruns is followed at once.
+   * Schedules the next step so that a record arriving just after a step read the log is visible within
+   * `speed.intervalMs`: the next step reads the log that long after, less the time steps take (the slower of
+   * the last one and a moving average, from the timer to the step's end, its wait for reads included). So the
+   * interval bounds arrival → visible rather than arrival → the next read; a step that overruns is followed at
+   * once. A newly published version is loaded before the next step, which adopts it; the estimate leaves
+   * loads out (they come once a batch run).
    */
-  private schedule(lastStart = Date.now()): void {
+  private schedule(lastRead = Date.now()): void {
     if (this.closed) return;
-    const delay = Math.max(0, lastStart + this.options.config.speed.intervalMs - Date.now());
+    const delay = Math.max(0, lastRead + this.options.config.speed.intervalMs - this.stepEstimateMs - Date.now());
     this.timer = setTimeout(() => {
-      const started = Date.now();
+      let fired = Date.now();
+      let read = fired;
       const report = (error: unknown) => this.options.log?.(`speed layer: ${(error as Error).message}`);
       // A version that failed to load (its files already gone with old versions) must not hold up micro-batches:
       // the step runs on the version held, and the next interval loads the newest one.
       this.tick = this.loadNewVersions()
         .catch(report)
-        .then(() => this.exclusive(() => this.step()))
+        .then(() => {
+          fired = Date.now();
+          return this.exclusive(() => {
+            read = Date.now();
+            return this.step();
+          });
+        })
         .catch(report)
-        .finally(() => this.schedule(started));
+        .finally(() => {
+          const took = Date.now() - fired;
+          this.stepEstimateMs = Math.max(took, STEP_ESTIMATE_DECAY * this.stepEstimateMs + (1 - STEP_ESTIMATE_DECAY) * took);
+          this.schedule(read);
+        });
     }, delay);
     this.timer.unref();
   }
@@ -568,27 +589,57 @@ export class SpeedLayer {
         if (last >= from) segments.push({ shard, from, to: Math.min(last, from + MICRO_BATCH_RECORDS - 1) });
       }
       if (segments.length > 0) await this.apply(state, segments);
-      for (let shard = 0; shard < state.seq.length; shard++) await this.compact(state, shard);
+      await this.compact(state);
     }
   }
 
   /**
-   * Past `speed.maxRangesPerShard` micro-batches, folds the oldest ones (up to one micro-batch's worth of
-   * records) into one range, recomputed from the log with the same partial plan. A later W that cuts the folded
-   * range recomputes its uncovered part as for any range.
+   * Past `speed.maxRangesPerShard` micro-batches in a shard, folds its oldest run of adjacent ones that together
+   * hold at most one micro-batch's worth of records into one range: their partial rows merged into one per group
+   * (foldPartialSql), in memory, without reading the log again; every shard due at once, in one statement per
+   * relation. The bound keeps what a later W cutting the folded range recomputes from the log to one
+   * micro-batch, as for any range.
    */
-  private async compact(state: ViewState, shard: number): Promise<void> {
-    const ranges = state.ranges[shard]!;
-    if (ranges.length <= this.options.config.speed.maxRangesPerShard) return;
-    let end = 0;
-    while (end + 1 < ranges.length && ranges[end + 1]!.last - ranges[0]!.first + 1 <= MICRO_BATCH_RECORDS) end++;
-    if (end === 0) return;
-    const first = ranges[0]!.first;
-    const last = ranges[end]!.last;
-    await this.deleteWhere(state, `${RANGE_COLUMNS[0]} = ${shard} AND ${RANGE_COLUMNS[1]} BETWEEN ${first} AND ${last}`);
-    state.ranges[shard] = ranges.slice(end + 1);
-    await this.apply(state, [{ shard, from: first, to: last }], true);
-    state.compacted++;
+  private async compact(state: ViewState): Promise<void> {
+    const folds: { shard: number; start: number; end: number; first: number; last: number }[] = [];
+    state.ranges.forEach((ranges, shard) => {
+      if (ranges.length <= this.options.config.speed.maxRangesPerShard) return;
+      let start = 0;
+      while (start + 1 < ranges.length && ranges[start + 1]!.last - ranges[start]!.first + 1 > MICRO_BATCH_RECORDS) start++;
+      let end = start;
+      while (end + 1 < ranges.length && ranges[end + 1]!.last - ranges[start]!.first + 1 <= MICRO_BATCH_RECORDS) end++;
+      if (end > start) folds.push({ shard, start, end, first: ranges[start]!.first, last: ranges[end]!.last });
+    });
+    if (folds.length === 0) return;
+    const [shardColumn, firstColumn, lastColumn] = RANGE_COLUMNS;
+    const condition = folds.map(({ shard, first, last }) => `(${shardColumn} = ${shard} AND ${firstColumn} BETWEEN ${first} AND ${last})`).join(' OR ');
+    const folded = folds.map(({ shard, first, last }) => `(${shard}, ${first}, ${last})`).join(', ');
+    state.generation++;
+    await this.connection.run('BEGIN TRANSACTION');
+    try {
+      for (let i = 0; i < state.tables.length; i++) {
+        const table = state.tables[i]!;
+        const rows = `SELECT * EXCLUDE (${RANGE_COLUMNS.join(', ')}), ${shardColumn} AS "__shard" FROM ${table} WHERE ${condition}`;
+        await this.connection.run(`CREATE OR REPLACE TEMP TABLE folded AS ${state.shardRelations[i]!.fold(rows)}`);
+        await this.connection.run(`DELETE FROM ${table} WHERE ${condition}`);
+        await this.connection.run(
+          `INSERT INTO ${table} BY NAME
+             SELECT partial.* EXCLUDE ("__shard"), range.shard::INTEGER AS ${shardColumn}, range.first::BIGINT AS ${firstColumn}, range.last::BIGINT AS ${lastColumn}
+             FROM folded AS partial JOIN (VALUES ${folded}) AS range(shard, first, last) ON partial."__shard" = range.shard`,
+        );
+      }
+      await this.connection.run('COMMIT');
+    } catch (error) {
+      await this.connection.run('ROLLBACK');
+      throw error;
+    } finally {
+      await this.connection.run('DROP TABLE IF EXISTS folded').catch(() => undefined);
+    }
+    for (const { shard, start, end, first, last } of folds) {
+      const ranges = state.ranges[shard]!;
+      state.ranges[shard] = [...ranges.slice(0, start), { first, last }, ...ranges.slice(end + 1)];
+      state.compacted++;
+    }
   }
 
   /** Loads every view's newly published batch version, if any (off the micro-batch queue). */

@@ -7,6 +7,7 @@ export {
   DDSKETCH_ALPHA,
   HLL_REGISTERS,
   mergeSql,
+  foldPartialSql,
   scalarPartialSql,
   sketchMeasures,
   sketchPartialSql,

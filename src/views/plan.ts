@@ -62,6 +62,37 @@ export function scalarPartialSql(view: ViewDefinition, source: string): string {
   return `SELECT ${columns.join(', ')} ${filtered(view, source)} GROUP BY ALL`;
 }
 
+/**
+ * Partials folded into partials: `source` (rows of the relation, same columns) merged to one row per group
+ * (and per sketch bucket), with the relation's columns, so many micro-batches' partials become one range's
+ * without the records. Every merge here is exact: counts and sums add, min and max take theirs, HyperLogLog
+ * registers take the largest rank, DDSketch buckets add their counts.
+ */
+export function foldPartialSql(view: ViewDefinition, measure: ViewMeasure | null, source: string): string {
+  const keys = keyColumns(view);
+  if (measure === null) {
+    const folds = view.measures.flatMap((m): string[] => {
+      const column = quoteIdent(m.name);
+      switch (m.kind) {
+        case 'count':
+          return [`sum(${column})::BIGINT AS ${column}`];
+        case 'sum':
+        case 'min':
+        case 'max':
+          return [`${m.kind}(${column}) AS ${column}`];
+        case 'avg':
+          return [`sum(${quoteIdent(`${m.name}__sum`)}) AS ${quoteIdent(`${m.name}__sum`)}`, `sum(${quoteIdent(`${m.name}__count`)})::BIGINT AS ${quoteIdent(`${m.name}__count`)}`];
+        default:
+          return [];
+      }
+    });
+    if (folds.length === 0) folds.push('sum("__rows")::BIGINT AS "__rows"');
+    return `SELECT ${[...keys, ...folds].join(', ')} FROM (${source}) AS partials GROUP BY ALL`;
+  }
+  if (measure.kind === 'approx_count_distinct') return `SELECT ${[...keys, 'bucket', 'max(rank) AS rank'].join(', ')} FROM (${source}) AS partials GROUP BY ALL`;
+  return `SELECT ${[...keys, 'sign', 'idx', 'sum(n)::BIGINT AS n'].join(', ')} FROM (${source}) AS partials GROUP BY ALL`;
+}
+
 /** The sketch partial of one approximate measure over `source`. */
 export function sketchPartialSql(view: ViewDefinition, measure: ViewMeasure, source: string): string {
   const keys = keyColumns(view);

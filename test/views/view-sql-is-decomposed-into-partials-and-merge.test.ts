@@ -4,6 +4,7 @@ import type { FieldSpec } from '../../src/config/index.js';
 import {
   compileView,
   DDSKETCH_ALPHA,
+  foldPartialSql,
   mergeSql,
   scalarPartialSql,
   sketchMeasures,
@@ -130,6 +131,43 @@ describe(`a view's partial plan and merge (seed ${SEED})`, () => {
     expect(rows).toEqual(plain);
     expect(Number(rows[0]!.n)).toBeGreaterThan(0);
   });
+
+  it('folds partials into partials (the speed layer compacting micro-batches) to one row per group, merging to the same answer', async () => {
+    const views = [
+      `SELECT page, time_bucket(INTERVAL '10 minutes', ts) AS bucket, count(*) AS views, sum(qty) AS items, min(amount) AS smallest,
+              max(ts) AS latest, avg(qty) AS mean_qty, approx_count_distinct(user_id) AS users, approx_quantile(amount, 0.9) AS p90
+         FROM clicks GROUP BY page, bucket`,
+      // Approximate measures alone: the scalar relation counts rows.
+      `SELECT page, approx_count_distinct(user_id) AS users FROM clicks GROUP BY page`,
+      // No group-by at all.
+      `SELECT count(amount) AS paid, approx_quantile(qty, 0.5) AS median_qty FROM clicks`,
+    ];
+    for (const [i, sql] of views.entries()) {
+      const view = await compileView(`folded${i}`, sql, SOURCES, parser, aggregates);
+      const sourceOf = (chunks: number[]) => `SELECT * EXCLUDE (chunk) FROM clicks WHERE chunk IN (${chunks.join(', ')})`;
+      const perChunk = (partial: (source: string) => string, chunks: number[]) => chunks.map((chunk) => `(${partial(sourceOf([chunk]))})`).join(' UNION ALL ');
+      // Chunks 0-4 as five micro-batches folded into one range, beside chunks 5 and 6 as they are.
+      const foldedThenRest = (partial: (source: string) => string, measure: Parameters<typeof foldPartialSql>[1]) =>
+        `(${foldPartialSql(view, measure, perChunk(partial, [0, 1, 2, 3, 4]))}) UNION ALL ${perChunk(partial, [5, 6])}`;
+      const sketches: Record<string, string> = {};
+      for (const measure of sketchMeasures(view)) sketches[measure.name] = foldedThenRest((source) => sketchPartialSql(view, measure, source), measure);
+      const scalar = foldedThenRest((source) => scalarPartialSql(view, source), null);
+      const folded = await query(`${mergeSql(view, { scalar, sketches })} ORDER BY ALL`);
+      expect(folded, sql).toEqual(await mergedOverChunks(view, [[0], [1], [2], [3], [4], [5], [6]]));
+
+      const keys = view.keys.map((key) => `"${key.name}"`);
+      const once = async (relation: string, extra: string[]) => {
+        const columns = [...keys, ...extra].join(', ') || '1';
+        const [row] = await query(`SELECT (SELECT count(*) FROM (${relation})) AS n, (SELECT count(*) FROM (SELECT DISTINCT ${columns} FROM (${relation}))) AS d`);
+        expect(row!.n, sql).toEqual(row!.d);
+      };
+      await once(foldPartialSql(view, null, perChunk((source) => scalarPartialSql(view, source), [0, 1, 2, 3, 4])), []);
+      for (const measure of sketchMeasures(view)) {
+        const extra = measure.kind === 'approx_count_distinct' ? ['bucket'] : ['sign', 'idx'];
+        await once(foldPartialSql(view, measure, perChunk((source) => sketchPartialSql(view, measure, source), [0, 1, 2, 3, 4])), extra);
+      }
+    }
+  });
 });
 
 describe('view SQL that cannot be decomposed is refused, naming the construct and the view', () => {
@@ -169,4 +207,5 @@ describe('view SQL that cannot be decomposed is refused, naming the construct an
     const all = await compileView('w', 'SELECT page, max(amount) AS top FROM clicks GROUP BY ALL', SOURCES, parser, aggregates);
     expect(all.measures).toEqual([{ name: 'top', kind: 'max', argSql: 'amount' }]);
   });
+
 });
