@@ -185,7 +185,17 @@ export class Strata {
       deliveryRef.thread = delivery;
       if (options.deliver ?? true) await delivery.start();
       opened.push({ close: () => delivery.stop() });
-      const batch = await BatchLayer.open({ catalog, store, config: options.config, views, sources, spillDir: join(dataDir, 'batch-spill'), log: options.log, keyring });
+      const batch = await BatchLayer.open({
+        catalog,
+        store,
+        config: options.config,
+        views,
+        sources,
+        spillDir: join(dataDir, 'batch-spill'),
+        log: options.log,
+        keyring,
+        afterPublish: async () => speedRef.layer?.loadPublished(),
+      });
       opened.push(batch);
       batchRef.layer = batch;
       batch.startSchedules();

@@ -74,6 +74,8 @@ export interface BatchLayerOptions {
    * key of their version's partition (src/lake/parquet-encryption.ts), and what DuckDB spills is encrypted.
    */
   readonly keyring?: Keyring | null;
+  /** Awaited after a run published its versions, before it succeeds: serving loads them (see execute). */
+  readonly afterPublish?: () => Promise<void>;
 }
 
 /**
@@ -370,6 +372,9 @@ export class BatchLayer {
     } finally {
       connection.closeSync();
     }
+    // Serving answers from the version the speed layer holds in memory: the run ends once it holds the new ones,
+    // so a read after the run sees them, and a read during the load answers from the version before.
+    await this.options.afterPublish?.().catch((error: unknown) => this.options.log?.(`batch run ${run.id}: loading its versions for serving: ${(error as Error).message}`));
   }
 
   /**

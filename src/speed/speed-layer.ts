@@ -324,9 +324,18 @@ export class SpeedLayer {
   }
 
   /**
-   * Runs `read` over one consistent snapshot of a view: its current batch version (loaded and made current
-   * here if a newer one was published) and the speed partials past that version's W, with the connection to
-   * query them on. Nothing else runs on the speed layer until `read` resolves.
+   * Loads every view's newly published batch version, beside the micro-batches; the next read or step adopts
+   * it. A batch run awaits this before it succeeds, so a read after the run sees its versions.
+   */
+  async loadPublished(): Promise<void> {
+    if (!this.closed) await this.loadNewVersions();
+  }
+
+  /**
+   * Runs `read` over one consistent snapshot of a view: the batch version held (a newer one loaded meanwhile
+   * is made current here) and the speed partials past that version's W, with the connection to query them on.
+   * A read never waits for a version to load: while one loads, it answers from the version before. Nothing
+   * else runs on the speed layer until `read` resolves.
    */
   async withSnapshot<T>(name: string, read: (snapshot: ViewSnapshot, connection: DuckDBConnection) => Promise<T>): Promise<T> {
     const state = this.states.get(name);
@@ -334,8 +343,6 @@ export class SpeedLayer {
       const known = [...this.states.keys()];
       throw new NotFoundError(`unknown view "${name}"${known.length > 0 ? `; views: ${known.join(', ')}` : '; the config declares no views'}`);
     }
-    // A version published since the last turn is loaded first, beside the micro-batches, so the read sees it.
-    await this.ensureLoaded(state);
     return this.exclusive(async () => {
       if (this.closed) throw new Error('the speed layer is closed');
       await this.syncVersions();
@@ -541,27 +548,23 @@ export class SpeedLayer {
    * `speed.intervalMs`: the next step reads the log that long after, less the time steps take (the slower of
    * the last one and a moving average, from the timer to the step's end, its wait for reads included). So the
    * interval bounds arrival → visible rather than arrival → the next read; a step that overruns is followed at
-   * once. A newly published version is loaded before the next step, which adopts it; the estimate leaves
-   * loads out (they come once a batch run).
+   * once.
    */
   private schedule(lastRead = Date.now()): void {
     if (this.closed) return;
     const delay = Math.max(0, lastRead + this.options.config.speed.intervalMs - this.stepEstimateMs - Date.now());
     this.timer = setTimeout(() => {
-      let fired = Date.now();
+      const fired = Date.now();
       let read = fired;
       const report = (error: unknown) => this.options.log?.(`speed layer: ${(error as Error).message}`);
-      // A version that failed to load (its files already gone with old versions) must not hold up micro-batches:
-      // the step runs on the version held, and the next interval loads the newest one.
-      this.tick = this.loadNewVersions()
-        .catch(report)
-        .then(() => {
-          fired = Date.now();
-          return this.exclusive(() => {
-            read = Date.now();
-            return this.step();
-          });
-        })
+      // A newly published version loads beside the micro-batches (a batch run starts that load itself; this
+      // catches any other publish): steps go on over the version held, and the first step after the load
+      // adopts it. A version that fails to load (its files already gone with old versions) holds up nothing.
+      void this.loadNewVersions().catch(report);
+      this.tick = this.exclusive(() => {
+        read = Date.now();
+        return this.step();
+      })
         .catch(report)
         .finally(() => {
           const took = Date.now() - fired;
