@@ -196,9 +196,9 @@ export interface SpeedViewStatus {
  * stream's typed columns), so both layers see the same values.
  *
  * Partials are kept grouped by offset range: each stored row carries (shard, firstSeq, lastSeq) of its
- * micro-batch. When a newer version is published (polled each interval, and before each serving read), the
- * ranges it covers (lastSeq <= W') are dropped; a range W' cuts in two is dropped and its uncovered part
- * (W'+1 .. its lastSeq) recomputed from the log. State is disposable: at open it is rebuilt by replay from W.
+ * micro-batch. A newer version is loaded beside the micro-batches when a run publishes it (or at the next
+ * interval) and adopted at the next turn: the ranges it covers (lastSeq <= W') are dropped; a range W' cuts in
+ * two is dropped and its uncovered part (W'+1 .. its lastSeq) recomputed from the log. State is disposable: at open it is rebuilt by replay from W.
  *
  * Everything (micro-batches, version changes, serving reads) runs one at a time on one connection, so a read
  * sees one version's files together with exactly the speed partials past that version's W.
