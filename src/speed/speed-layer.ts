@@ -738,11 +738,15 @@ export class SpeedLayer {
         if (behind || imported) await state.dedupe.forgetCovered();
       }
     }
+    // Every shard's covered partials go in one statement per table, and the uncovered parts of cut ranges are
+    // recomputed in one micro-batch.
+    const covered: string[] = [];
+    const cuts: Segment[] = [];
     for (let shard = 0; shard < state.seq.length; shard++) {
       const w = next[String(shard)] ?? 0;
       if (w < state.watermark[shard]!) {
         // A version behind the one before (never published that way): rebuild the shard from its W.
-        await this.deleteWhere(state, `${RANGE_COLUMNS[0]} = ${shard}`);
+        covered.push(`${RANGE_COLUMNS[0]} = ${shard}`);
         state.ranges[shard] = [];
         state.seq[shard] = w;
         continue;
@@ -750,15 +754,17 @@ export class SpeedLayer {
       const ranges = state.ranges[shard]!;
       const cut = ranges.find((range) => range.first <= w && range.last > w) ?? null;
       if (ranges.some((range) => range.first <= w)) {
-        await this.deleteWhere(state, `${RANGE_COLUMNS[0]} = ${shard} AND ${RANGE_COLUMNS[1]} <= ${w}`);
+        covered.push(`(${RANGE_COLUMNS[0]} = ${shard} AND ${RANGE_COLUMNS[1]} <= ${w})`);
         state.ranges[shard] = ranges.filter((range) => range.first > w);
       }
       // The speed layer was behind the batch: it resumes after W'.
       if (state.seq[shard]! < w) state.seq[shard] = w;
-      if (cut !== null) {
-        await this.apply(state, [{ shard, from: w + 1, to: cut.last }], true);
-        state.recomputed++;
-      }
+      if (cut !== null) cuts.push({ shard, from: w + 1, to: cut.last });
+    }
+    if (covered.length > 0) await this.deleteWhere(state, covered.join(' OR '));
+    if (cuts.length > 0) {
+      await this.apply(state, cuts, true);
+      state.recomputed += cuts.length;
     }
     state.watermark = nextW;
     // Micro-batches holding a record that must now give way are computed again (once each) with the new decisions.
@@ -767,11 +773,12 @@ export class SpeedLayer {
       const range = state.ranges[shard]?.find((r) => r.first <= seq && seq <= r.last);
       if (range) redo.set(`${shard}/${range.first}`, { shard, range });
     }
-    for (const { shard, range } of redo.values()) {
-      await this.deleteWhere(state, `${RANGE_COLUMNS[0]} = ${shard} AND ${RANGE_COLUMNS[1]} = ${range.first}`);
-      state.ranges[shard] = state.ranges[shard]!.filter((r) => r !== range);
-      await this.apply(state, [{ shard, from: range.first, to: range.last }], true);
-      state.recomputed++;
+    if (redo.size > 0) {
+      const again = [...redo.values()];
+      await this.deleteWhere(state, again.map(({ shard, range }) => `(${RANGE_COLUMNS[0]} = ${shard} AND ${RANGE_COLUMNS[1]} = ${range.first})`).join(' OR '));
+      for (const { shard, range } of again) state.ranges[shard] = state.ranges[shard]!.filter((r) => r !== range);
+      await this.apply(state, again.map(({ shard, range }) => ({ shard, from: range.first, to: range.last })), true);
+      state.recomputed += again.length;
     }
     const replaced = state.version;
     state.version = loaded;
