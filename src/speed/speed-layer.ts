@@ -205,6 +205,8 @@ export interface SpeedViewStatus {
  */
 export class SpeedLayer {
   private queue: Promise<unknown> = Promise.resolve();
+  /** Serving reads, one at a time on the reader connection. */
+  private reads: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private tick: Promise<void> = Promise.resolve();
@@ -229,6 +231,8 @@ export class SpeedLayer {
     private readonly connection: DuckDBConnection,
     /** Loads newly published batch versions beside the micro-batches, so a hand-over never stalls them. */
     private readonly loader: DuckDBConnection,
+    /** Serving reads, each in a transaction of its own, beside the micro-batches (see withSnapshot). */
+    private readonly reader: DuckDBConnection,
     private readonly states: ReadonlyMap<string, ViewState>,
   ) {
     this.keys = new ParquetKeys(options.keyring ?? null);
@@ -280,7 +284,9 @@ export class SpeedLayer {
       });
     }
     const loader = await instance.connect();
-    const layer = new SpeedLayer(options, instance, connection, loader, states);
+    const reader = await instance.connect();
+    await reader.run(`SET TimeZone = 'UTC'`);
+    const layer = new SpeedLayer(options, instance, connection, loader, reader, states);
     try {
       for (const state of states.values()) {
         const source = options.sources.get(state.stream.name)!;
@@ -293,6 +299,7 @@ export class SpeedLayer {
         await layer.checkpoint(null);
       });
     } catch (error) {
+      reader.closeSync();
       loader.closeSync();
       connection.closeSync();
       instance.closeSync();
@@ -334,8 +341,12 @@ export class SpeedLayer {
   /**
    * Runs `read` over one consistent snapshot of a view: the batch version held (a newer one loaded meanwhile
    * is made current here) and the speed partials past that version's W, with the connection to query them on.
-   * A read never waits for a version to load: while one loads, it answers from the version before. Nothing
-   * else runs on the speed layer until `read` resolves.
+   *
+   * Reads run on a connection of their own, one at a time, each in a transaction whose snapshot is taken
+   * between two turns of the speed layer: its tables then hold exactly the state the provenance describes, and
+   * DuckDB's MVCC keeps it so (rows a later step deletes, tables an adoption drops) until the read ends, while
+   * micro-batches go on. A read never waits for a version to load: while one loads, it answers from the version
+   * before.
    */
   async withSnapshot<T>(name: string, read: (snapshot: ViewSnapshot, connection: DuckDBConnection) => Promise<T>): Promise<T> {
     const state = this.states.get(name);
@@ -343,58 +354,83 @@ export class SpeedLayer {
       const known = [...this.states.keys()];
       throw new NotFoundError(`unknown view "${name}"${known.length > 0 ? `; views: ${known.join(', ')}` : '; the config declares no views'}`);
     }
-    return this.exclusive(async () => {
-      if (this.closed) throw new Error('the speed layer is closed');
-      await this.syncVersions();
-      const { store, catalog } = this.options;
-      const emptySource = this.emptySource(state);
-      const empty = batchPartialRelations(state.view, emptySource, [], store);
-      const loaded = state.version;
-      const batch = loaded ? this.byRelation(state, loaded.partials.map((table) => `SELECT * FROM ${table}`)) : empty;
-      const exclude = RANGE_COLUMNS.join(', ');
-      const speedSql = state.tables.map((table) => `SELECT * EXCLUDE (${exclude}) FROM ${table}`);
-      const batchSql = this.relationList(state, batch);
-      const snapshot: ViewSnapshot = {
-        view: state.view,
-        batchVersion: loaded?.info.version ?? null,
-        watermark: Object.fromEntries(state.watermark.map((w, shard) => [String(shard), w])),
-        speedSeq: Object.fromEntries(state.seq.map((seq, shard) => [String(shard), seq])),
-        freshnessMs: await this.freshness(state),
-        batch,
-        batchRows: loaded ? `SELECT * FROM ${loaded.final}` : mergeSql(state.view, empty),
-        speed: this.byRelation(state, speedSql),
-        merged: this.byRelation(state, batchSql.map((sql, i) => `SELECT * FROM (${sql}) UNION ALL BY NAME SELECT * FROM (${speedSql[i]!})`)),
-        empty,
-        prepare: async (sql) => {
-          const key = `${state.prefix}/${state.generation}\n${sql}`;
-          // Statements of the view's older generations will never be asked for again.
-          for (const [old, statement] of this.prepared) {
-            if (!old.startsWith(`${state.prefix}/`) || old.startsWith(`${state.prefix}/${state.generation}\n`)) continue;
-            this.prepared.delete(old);
-            statement.destroySync();
-          }
-          let statement = this.prepared.get(key);
-          if (statement) this.prepared.delete(key);
-          else statement = await this.connection.prepare(sql);
-          this.prepared.set(key, statement);
-          for (const [old, unused] of this.prepared) {
-            if (this.prepared.size <= PREPARED_KEPT) break;
-            this.prepared.delete(old);
-            unused.destroySync();
-          }
-          statement.clearBindings();
-          return statement;
-        },
-        versionPartials: async (version) => {
-          const info = (await catalog.viewVersions(state.view.name)).find((v) => v.version === version);
-          if (!info) return null;
-          const partials = batchPartialRelations(state.view, emptySource, info.files, store, this.keys.keyring);
-          await this.keys.registerNamed(this.connection, this.relationList(state, partials).join('\n'));
-          return { partials, watermark: info.watermark[state.stream.name] ?? {} };
-        },
-      };
-      return read(snapshot, this.connection);
+    const result = this.reads.then(async () => {
+      const snapshot = await this.exclusive(async () => {
+        if (this.closed) throw new Error('the speed layer is closed');
+        await this.syncVersions();
+        await this.reader.run('BEGIN TRANSACTION');
+        try {
+          // DuckDB takes a transaction's snapshot at its first read of the database, not at BEGIN.
+          await this.reader.run(`SELECT 1 FROM ${state.tables[0]!} LIMIT 1`);
+          return await this.snapshotOf(state);
+        } catch (error) {
+          await this.reader.run('ROLLBACK').catch(() => undefined);
+          throw error;
+        }
+      });
+      try {
+        return await read(snapshot, this.reader);
+      } finally {
+        // A read changes nothing: ending its transaction only lets DuckDB forget the versions it kept.
+        await this.reader.run('ROLLBACK').catch(() => undefined);
+      }
     });
+    this.reads = result.catch(() => undefined);
+    return result;
+  }
+
+  /** The snapshot a read of the view sees now (taken between two turns, see withSnapshot). */
+  private async snapshotOf(state: ViewState): Promise<ViewSnapshot> {
+    const { store, catalog } = this.options;
+    const generation = state.generation;
+    const emptySource = this.emptySource(state);
+    const empty = batchPartialRelations(state.view, emptySource, [], store);
+    const loaded = state.version;
+    const batch = loaded ? this.byRelation(state, loaded.partials.map((table) => `SELECT * FROM ${table}`)) : empty;
+    const exclude = RANGE_COLUMNS.join(', ');
+    const speedSql = state.tables.map((table) => `SELECT * EXCLUDE (${exclude}) FROM ${table}`);
+    const batchSql = this.relationList(state, batch);
+    const snapshot: ViewSnapshot = {
+      view: state.view,
+      batchVersion: loaded?.info.version ?? null,
+      watermark: Object.fromEntries(state.watermark.map((w, shard) => [String(shard), w])),
+      speedSeq: Object.fromEntries(state.seq.map((seq, shard) => [String(shard), seq])),
+      freshnessMs: await this.freshness(state),
+      batch,
+      batchRows: loaded ? `SELECT * FROM ${loaded.final}` : mergeSql(state.view, empty),
+      speed: this.byRelation(state, speedSql),
+      merged: this.byRelation(state, batchSql.map((sql, i) => `SELECT * FROM (${sql}) UNION ALL BY NAME SELECT * FROM (${speedSql[i]!})`)),
+      empty,
+      prepare: async (sql) => {
+        // The generation the snapshot shows: steps may have moved the view on since.
+        const key = `${state.prefix}/${generation}\n${sql}`;
+        // Statements of the view's older generations will never be asked for again.
+        for (const [old, statement] of this.prepared) {
+          if (!old.startsWith(`${state.prefix}/`) || old.startsWith(`${state.prefix}/${generation}\n`)) continue;
+          this.prepared.delete(old);
+          statement.destroySync();
+        }
+        let statement = this.prepared.get(key);
+        if (statement) this.prepared.delete(key);
+        else statement = await this.reader.prepare(sql);
+        this.prepared.set(key, statement);
+        for (const [old, unused] of this.prepared) {
+          if (this.prepared.size <= PREPARED_KEPT) break;
+          this.prepared.delete(old);
+          unused.destroySync();
+        }
+        statement.clearBindings();
+        return statement;
+      },
+      versionPartials: async (version) => {
+        const info = (await catalog.viewVersions(state.view.name)).find((v) => v.version === version);
+        if (!info) return null;
+        const partials = batchPartialRelations(state.view, emptySource, info.files, store, this.keys.keyring);
+        await this.keys.registerNamed(this.reader, this.relationList(state, partials).join('\n'));
+        return { partials, watermark: info.watermark[state.stream.name] ?? {} };
+      },
+    };
+    return snapshot;
   }
 
   /**
@@ -527,8 +563,10 @@ export class SpeedLayer {
     await this.tick;
     for (const state of this.states.values()) await state.loading?.catch(() => undefined);
     await this.exclusive(async () => undefined);
+    await this.reads;
     for (const statement of this.prepared.values()) statement.destroySync();
     this.prepared.clear();
+    this.reader.closeSync();
     this.loader.closeSync();
     this.connection.closeSync();
     this.instance.closeSync();
