@@ -354,14 +354,14 @@ export class SpeedLayer {
       const known = [...this.states.keys()];
       throw new NotFoundError(`unknown view "${name}"${known.length > 0 ? `; views: ${known.join(', ')}` : '; the config declares no views'}`);
     }
+    let ended: Promise<unknown> = Promise.resolve();
     const result = this.reads.then(async () => {
       const snapshot = await this.exclusive(async () => {
         if (this.closed) throw new Error('the speed layer is closed');
         await this.syncVersions();
-        await this.reader.run('BEGIN TRANSACTION');
         try {
           // DuckDB takes a transaction's snapshot at its first read of the database, not at BEGIN.
-          await this.reader.run(`SELECT 1 FROM ${state.tables[0]!} LIMIT 1`);
+          await this.reader.run(`BEGIN TRANSACTION; SELECT 1 FROM ${state.tables[0]!} LIMIT 1`);
           return await this.snapshotOf(state);
         } catch (error) {
           await this.reader.run('ROLLBACK').catch(() => undefined);
@@ -371,11 +371,15 @@ export class SpeedLayer {
       try {
         return await read(snapshot, this.reader);
       } finally {
-        // A read changes nothing: ending its transaction only lets DuckDB forget the versions it kept.
-        await this.reader.run('ROLLBACK').catch(() => undefined);
+        // A read changes nothing: ending its transaction only lets DuckDB forget the versions it kept. The
+        // answer need not wait for that, the next read does.
+        ended = this.reader.run('ROLLBACK').catch(() => undefined);
       }
     });
-    this.reads = result.catch(() => undefined);
+    this.reads = result.then(
+      () => ended,
+      () => ended,
+    );
     return result;
   }
 
