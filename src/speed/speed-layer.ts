@@ -200,8 +200,9 @@ export interface SpeedViewStatus {
  * interval) and adopted at the next turn: the ranges it covers (lastSeq <= W') are dropped; a range W' cuts in
  * two is dropped and its uncovered part (W'+1 .. its lastSeq) recomputed from the log. State is disposable: at open it is rebuilt by replay from W.
  *
- * Everything (micro-batches, version changes, serving reads) runs one at a time on one connection, so a read
- * sees one version's files together with exactly the speed partials past that version's W.
+ * Micro-batches and version changes run one at a time (turns) on one connection. A serving read takes its
+ * snapshot between two turns, in a transaction on a connection of its own, so it sees one version together with
+ * exactly the speed partials past that version's W while the next turns go on (see withSnapshot).
  */
 export class SpeedLayer {
   private queue: Promise<unknown> = Promise.resolve();
