@@ -71,21 +71,7 @@ export function scalarPartialSql(view: ViewDefinition, source: string): string {
 export function foldPartialSql(view: ViewDefinition, measure: ViewMeasure | null, source: string): string {
   const keys = keyColumns(view);
   if (measure === null) {
-    const folds = view.measures.flatMap((m): string[] => {
-      const column = quoteIdent(m.name);
-      switch (m.kind) {
-        case 'count':
-          return [`sum(${column})::BIGINT AS ${column}`];
-        case 'sum':
-        case 'min':
-        case 'max':
-          return [`${m.kind}(${column}) AS ${column}`];
-        case 'avg':
-          return [`sum(${quoteIdent(`${m.name}__sum`)}) AS ${quoteIdent(`${m.name}__sum`)}`, `sum(${quoteIdent(`${m.name}__count`)})::BIGINT AS ${quoteIdent(`${m.name}__count`)}`];
-        default:
-          return [];
-      }
-    });
+    const folds = view.measures.flatMap(foldScalar);
     if (folds.length === 0) folds.push('sum("__rows")::BIGINT AS "__rows"');
     return `SELECT ${[...keys, ...folds].join(', ')} FROM (${source}) AS partials GROUP BY ALL`;
   }
@@ -122,24 +108,32 @@ export function sketchMeasures(view: ViewDefinition): ViewMeasure[] {
   return view.measures.filter((m) => m.kind === 'approx_count_distinct' || m.kind === 'approx_quantile');
 }
 
-/** SQL merging a scalar measure's partial columns into its final value. */
-function mergeScalar(measure: ViewMeasure): string | null {
+/** A scalar measure's partial columns merged into partial columns again, one row per group (see foldPartialSql). */
+function foldScalar(measure: ViewMeasure): string[] {
   const column = quoteIdent(measure.name);
   switch (measure.kind) {
     case 'count':
-      return `sum(${column})::BIGINT AS ${column}`;
+      return [`sum(${column})::BIGINT AS ${column}`];
     case 'sum':
     case 'min':
     case 'max':
-      return `${measure.kind}(${column}) AS ${column}`;
+      return [`${measure.kind}(${column}) AS ${column}`];
     case 'avg': {
       const sum = quoteIdent(`${measure.name}__sum`);
       const count = quoteIdent(`${measure.name}__count`);
-      return `CASE WHEN sum(${count}) = 0 THEN NULL ELSE sum(${sum})::DOUBLE / sum(${count}) END AS ${column}`;
+      return [`sum(${sum}) AS ${sum}`, `sum(${count})::BIGINT AS ${count}`];
     }
     default:
-      return null;
+      return [];
   }
+}
+
+/** SQL merging a scalar measure's partial columns into its final value: its fold, but for avg's division. */
+function mergeScalar(measure: ViewMeasure): string | null {
+  if (measure.kind !== 'avg') return foldScalar(measure)[0] ?? null;
+  const sum = quoteIdent(`${measure.name}__sum`);
+  const count = quoteIdent(`${measure.name}__count`);
+  return `CASE WHEN sum(${count}) = 0 THEN NULL ELSE sum(${sum})::DOUBLE / sum(${count}) END AS ${quoteIdent(measure.name)}`;
 }
 
 function sketchEstimateSql(view: ViewDefinition, measure: ViewMeasure, relation: string): string {
@@ -151,7 +145,7 @@ function sketchEstimateSql(view: ViewDefinition, measure: ViewMeasure, relation:
     return `SELECT ${[...keys, `round(CASE WHEN raw <= ${2.5 * m} AND zeros > 0 THEN ${m} * ln(${m} / zeros) ELSE raw END)::BIGINT AS "__estimate"`].join(', ')}
       FROM (SELECT ${[...keys, `${alpha * m * m} / (s + zeros) AS raw`, 'zeros'].join(', ')}
         FROM (SELECT ${[...keys, `${m} - count(*) AS zeros`, 'sum(pow(2.0, -rank)) AS s'].join(', ')}
-          FROM (SELECT ${[...keys, 'bucket', 'max(rank) AS rank'].join(', ')} FROM (${relation}) GROUP BY ALL)${groupBy}))`;
+          FROM (${foldPartialSql(view, measure, relation)})${groupBy}))`;
   }
   const partitionBy = keys.length > 0 ? `PARTITION BY ${keys.join(', ')} ` : '';
   return `SELECT ${[...keys, `min(value) FILTER (WHERE cumulative > ${measure.quantile} * (total - 1)) AS "__estimate"`].join(', ')}
