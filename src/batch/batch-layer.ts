@@ -4,8 +4,8 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import type { Catalog, ChunkInfo, ChunkSnapshot, CleanChunkInfo, NewViewVersion, ViewFile, ViewVersionInfo, Watermark } from '../catalog/index.js';
 import type { ProjectConfig, StreamConfig } from '../config/index.js';
 import { NotFoundError, StrataError } from '../errors.js';
-import type { ObjectStore } from '../lake/index.js';
-import { copyEncryption, encryptionSettings, ParquetKeys } from '../lake/parquet-encryption.js';
+import { parquetCopyOptions, type ObjectStore } from '../lake/index.js';
+import { encryptionSettings, ParquetKeys } from '../lake/parquet-encryption.js';
 import type { Keyring } from '../security/keyring.js';
 import { FileSchemas } from '../sql/file-schemas.js';
 import { viewQuery } from '../sql/lake-views.js';
@@ -469,7 +469,7 @@ export class BatchLayer {
         const dataKey = await this.keys.forWrite(connection, key);
         const reader = await connection.runAndReadAll(
           `COPY (SELECT *, ${sqlString(partition)} AS ${quoteIdent(PARTITION_OF_PARTIAL)} FROM (${relation.sql(source)}))
-             TO ${sqlString(staged)} (FORMAT parquet, COMPRESSION zstd${copyEncryption(dataKey)})`,
+             TO ${sqlString(staged)} (${parquetCopyOptions(dataKey)})`,
         );
         const rows = Number(reader.getRows()[0]?.[0] ?? 0);
         const bytes = (await stat(staged)).size;

@@ -4,7 +4,8 @@ import type { NewChunkFile } from '../catalog/index.js';
 import type { FieldSpec } from '../config/index.js';
 import type { Keyring } from '../security/keyring.js';
 import { DUCKDB_TYPES, quoteIdent, sqlString } from '../util/duckdb.js';
-import { copyEncryption, encryptionSettings, ParquetKeys } from './parquet-encryption.js';
+import { encryptionSettings, ParquetKeys } from './parquet-encryption.js';
+import { parquetCopyOptions } from './parquet-format.js';
 import type { ObjectStore } from './types.js';
 
 /** The partition of rows whose event time is missing: kept, never dropped. */
@@ -102,7 +103,7 @@ export class ChunkWriter {
         const dataKey = await this.keys.forWrite(connection, key);
         await connection.run(
           `COPY (SELECT * EXCLUDE (__partition) FROM ${table} WHERE __partition = ${sqlString(String(partition))})
-             TO ${sqlString(staged)} (FORMAT parquet, COMPRESSION zstd${copyEncryption(dataKey)})`,
+             TO ${sqlString(staged)} (${parquetCopyOptions(dataKey)})`,
         );
         const bytes = (await stat(staged)).size;
         await this.store.publish(staged, key);

@@ -24,16 +24,19 @@ export interface TransformSqlInput {
 }
 
 /**
- * The characters `trim` removes at both ends, as SQL: ASCII space, tab, line feed, vertical tab, form feed, carriage
- * return and the no-break space, which pasted text often carries. (DuckDB's one-argument trim removes spaces only.)
+ * The characters `trim` removes at both ends, as an RE2 class: ASCII space, tab, line feed, vertical tab, form feed,
+ * carriage return and the no-break space, which pasted text often carries. (DuckDB's one-argument trim removes
+ * spaces only.) A regular expression, not `trim(value, characters)`: DuckDB's two-argument trim walks the character
+ * list for every character of every value, 2.4x slower over a high-cardinality column (1.43M ids: 170 → 70 ms), and
+ * it gives the same strings (checked in test/transform).
  */
-const TRIMMED = ["' '", ...[9, 10, 11, 12, 13, 160].map((code) => `chr(${code})`)].join(' || ');
+const TRIMMED = '[ \\t\\n\\x0B\\f\\r\\x{A0}]+';
 
 /** SQL for one string operation applied to the SQL expression `value`. */
 function stringOpSql(op: StandardizeOp, value: string): string {
   switch (op) {
     case 'trim':
-      return `trim(${value}, ${TRIMMED})`;
+      return `regexp_replace(${value}, '^${TRIMMED}|${TRIMMED}$', '', 'g')`;
     case 'collapse_spaces':
       // Every run of whitespace becomes one space; ends are left to `trim`.
       return `regexp_replace(${value}, '\\s+', ' ', 'g')`;

@@ -61,6 +61,19 @@ describe('each transform rule, run by DuckDB over staged records', () => {
       expect(rows.map((row) => row.page)).toEqual([expected, null]);
     });
 
+    it('trim removes the listed whitespace at both ends only, and nothing else', async () => {
+      const cases: [string, string][] = [
+        ['\t\n\u000b\f\r \u00a0a  b\u00a0 \r\f\u000b\n\t', 'a  b'], // every listed character, at both ends; inside kept
+        [' \u00a0 ', ''], // whitespace only
+        ['\u2002a\u3000', '\u2002a\u3000'], // other Unicode spaces are not listed
+        ['é ', 'é'],
+        ['x', 'x'],
+        ['', ''],
+      ];
+      const rows = await clean({ standardize: { page: 'trim' } }, cases.map(([input]) => record({ page: input })));
+      expect(rows.map((row) => row.page)).toEqual(cases.map(([, expected]) => expected));
+    });
+
     it('applies a field\'s operations in the order listed', async () => {
       const rows = await clean({ standardize: { page: ['trim', 'null_if_empty'], country: ['null_if_empty', 'trim'] } }, [
         record({ page: '   ', country: '   ' }),
