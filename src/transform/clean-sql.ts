@@ -217,21 +217,88 @@ export function duplicateRowsSql(keys: readonly string[], eventTime: string, wit
   return `SELECT ${identity.map(quoteIdent).join(', ')} FROM (${numbered}) AS numbered WHERE (${kept}) IS NOT TRUE`;
 }
 
-/** The window both de-duplication queries share: each row with the event time of the copy before it, and when a row is kept. */
-function dedupeWindow(keys: readonly string[], eventTime: string, withinMs: number, columns: string, source: string) {
+/**
+ * De-duplication of new records against the records a view version already counted, for an incremental run that
+ * adds the new ones as deltas. `fresh` holds the new clean records (with `identity`), `counted` the counted clean
+ * records where copies of them may lie (the partitions up to the window around theirs; null for none); both need
+ * the keys, the event time, the offsets and `partition`. One row per new record: its `identity`, `__duplicate`
+ * (the window leaves it out, exactly as {@link dedupeSql} over all the records would, since a record's fate
+ * depends only on the time of the copy before it) and `__displaced` (the `partition` of the counted copy it turns
+ * into a duplicate, by landing within the window before one that was kept; else NULL). A delta cannot take a
+ * counted record back, so the run recomputes those partitions whole. Adding records only ever shortens the gap
+ * to a copy's predecessor, so no other counted record changes.
+ *
+ * Only counted copies of the new records' keys are read past the key columns (a semi-join), so the cost is a
+ * scan of the window's keys, not a window over every record in it.
+ */
+export function newCopiesSql(
+  keys: readonly string[],
+  eventTime: string,
+  withinMs: number,
+  fresh: string,
+  counted: string | null,
+  identity: readonly string[],
+  partition: string,
+): string {
+  const keyList = keys.map(quoteIdent).join(', ');
   const time = quoteIdent(eventTime);
+  const judging = [...new Set([...keys, eventTime, ...DEDUPE_TIE_BREAK, partition])];
+  const offsets = judging.map(quoteIdent).join(', ');
+  const carried = [...new Set([...judging, ...identity])].map(quoteIdent).join(', ');
+  const ids = identity.map(quoteIdent).join(', ');
+  const isNew = quoteIdent(`${INTERNAL}new`);
+  const wasKept = quoteIdent(`${INTERNAL}was_kept`);
   const previous = quoteIdent(`${INTERNAL}previous`);
-  // NULLS LAST spelled out: DuckDB's default null order is a setting, and the order must not depend on it.
-  const order = [time, ...DEDUPE_TIE_BREAK.map(quoteIdent)].map((column) => `${column} ASC NULLS LAST`).join(', ');
-  const partition = keys.map(quoteIdent).join(', ');
+  const next = (what: string) => quoteIdent(`${INTERNAL}next_${what}`);
+  const order = dedupeOrder(eventTime);
   const windowMicros = Math.round(withinMs * 1000);
-  const kept = [
+  const copies =
+    `SELECT *, true AS ${isNew} FROM fresh` +
+    (counted === null
+      ? ''
+      : ` UNION ALL BY NAME SELECT ${offsets}, false AS ${isNew} FROM (${counted}) AS counted SEMI JOIN (SELECT DISTINCT ${keyList} FROM fresh) AS fresh_keys USING (${keyList})`);
+  // Whether each counted copy was kept among the counted ones alone (its predecessor among them, by the same rule).
+  const counting = `lag(${time}) OVER (PARTITION BY ${keyList}, ${isNew} ORDER BY ${order})`;
+  const judged = `SELECT *, CASE WHEN NOT ${isNew} THEN ${keptSql(keys, eventTime, counting, windowMicros)} END AS ${wasKept} FROM (${copies}) AS copies`;
+  const ordered = `OVER (PARTITION BY ${keyList} ORDER BY ${order})`;
+  const windowed =
+    `SELECT *, lag(${time}) ${ordered} AS ${previous}, lead(${time}) ${ordered} AS ${next('time')}, ` +
+    `lead(${isNew}) ${ordered} AS ${next('new')}, lead(${wasKept}) ${ordered} AS ${next('was_kept')}, ` +
+    `lead(${quoteIdent(partition)}) ${ordered} AS ${next('partition')} FROM (${judged}) AS judged`;
+  const displaces =
+    `${time} IS NOT NULL AND ${next('new')} IS FALSE AND ${next('was_kept')} IS TRUE AND ` +
+    `epoch_us(${next('time')}) - epoch_us(${time}) < ${windowMicros}`;
+  return (
+    `WITH fresh AS MATERIALIZED (SELECT ${carried} FROM (${fresh}) AS fresh) ` +
+    `SELECT ${ids}, (${keptSql(keys, eventTime, previous, windowMicros)}) IS NOT TRUE AS __duplicate, ` +
+    `CASE WHEN ${displaces} THEN ${next('partition')} END AS __displaced ` +
+    `FROM (${windowed}) AS windowed WHERE ${isNew}`
+  );
+}
+
+/** The order copies of a key are judged in: event time, then offsets, nulls last (spelled out: DuckDB's default null order is a setting). */
+function dedupeOrder(eventTime: string): string {
+  return [quoteIdent(eventTime), ...DEDUPE_TIE_BREAK.map(quoteIdent)].map((column) => `${column} ASC NULLS LAST`).join(', ');
+}
+
+/** When a copy is kept, given `previous`, the event time of the copy before it: no key, no time, no copy before, or one the window or more before. */
+function keptSql(keys: readonly string[], eventTime: string, previous: string, windowMicros: number): string {
+  const time = quoteIdent(eventTime);
+  return [
     ...keys.map((key) => `${quoteIdent(key)} IS NULL`),
     `${time} IS NULL`,
     `${previous} IS NULL`,
     `epoch_us(${time}) - epoch_us(${previous}) >= ${windowMicros}`,
   ].join(' OR ');
-  const numbered = `SELECT ${columns}, lag(${time}) OVER (PARTITION BY ${partition} ORDER BY ${order}) AS ${previous} FROM (${source}) AS source`;
+}
+
+/** The window both de-duplication queries share: each row with the event time of the copy before it, and when a row is kept. */
+function dedupeWindow(keys: readonly string[], eventTime: string, withinMs: number, columns: string, source: string) {
+  const time = quoteIdent(eventTime);
+  const previous = quoteIdent(`${INTERNAL}previous`);
+  const partition = keys.map(quoteIdent).join(', ');
+  const kept = keptSql(keys, eventTime, previous, Math.round(withinMs * 1000));
+  const numbered = `SELECT ${columns}, lag(${time}) OVER (PARTITION BY ${partition} ORDER BY ${dedupeOrder(eventTime)}) AS ${previous} FROM (${source}) AS source`;
   return { numbered, kept, previous };
 }
 

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TransformInput } from '../../src/config/index.js';
+import { dedupeSql, newCopiesSql } from '../../src/transform/clean-sql.js';
+import { seededRandom } from '../fixtures/strata.js';
 import { clicksStream, planFor, RecordTable, type TestRecord } from './support.js';
 
 /** A timestamp `hours` after a fixed instant, in ingest's canonical spelling. */
@@ -115,5 +117,43 @@ describe('de-duplication by key within an event-time window', () => {
       { event_id: 'a', ts: at(0) },
     ]);
     expect(rows).toHaveLength(2);
+  });
+
+  it('judges new copies against counted ones exactly as de-duplicating everything would, and names every counted copy it displaces', async () => {
+    // Random rounds of counted and new copies of a few keys over three days, with equal times (offsets, unique as
+    // the log's, break the tie in any order), NULL keys and NULL times. Whatever the draw: each new copy's fate
+    // equals its fate in the dedupe of all copies, and the counted copies named as displaced (here by id, as the
+    // partition column) are exactly those whose fate differs between the dedupe of the counted copies alone and
+    // that of all copies (what an incremental run cannot add as a delta).
+    const random = seededRandom(20261125);
+    const pick = <T>(values: readonly T[]) => values[Math.floor(random() * values.length)]!;
+    const within = 24 * 3_600_000;
+    const keptIds = async (source: string) => new Set((await table.query(`SELECT id FROM (${dedupeSql(['event_id'], 'ts', within, source)})`)).map((row) => Number(row.id)));
+    let displacing = 0;
+    for (let round = 0; round < 200; round++) {
+      const copies = Array.from({ length: 4 + Math.floor(random() * 10) }, (_, i) => {
+        const ts = random() < 0.1 ? 'NULL' : `TIMESTAMP '2026-03-01' + INTERVAL ${pick([0, 1, 6, 12, 23, 24, 30, 47, 48, 60])} HOUR`;
+        return `(${i}, ${random() < 0.1 ? 'NULL' : `'${pick(['a', 'b', 'c'])}'`}, ${ts}, ${pick([0, 1, 2])}, ${pick([1, 2, 3]) * 100 + i}, ${random() < 0.4})`;
+      });
+      await table.db.run(
+        `CREATE OR REPLACE TABLE copies AS SELECT * FROM (VALUES ${copies.join(', ')}) AS copies(id, event_id, ts, __shard, __seq, fresh)`,
+      );
+      const counted = 'SELECT * FROM copies WHERE NOT fresh';
+      const judged = await table.query(
+        `SELECT id, __duplicate, __displaced FROM (${newCopiesSql(['event_id'], 'ts', within, 'SELECT * FROM copies WHERE fresh', counted, ['id'], 'id')}) ORDER BY id`,
+      );
+      const keptOfAll = await keptIds('SELECT * FROM copies');
+      const keptOfCounted = await keptIds(counted);
+      const freshIds = (await table.query('SELECT id FROM copies WHERE fresh ORDER BY id')).map((row) => Number(row.id));
+      expect(judged.map((row) => Number(row.id))).toEqual(freshIds);
+      for (const row of judged) expect(row.__duplicate, `round ${round}, copy ${String(row.id)}`).toBe(!keptOfAll.has(Number(row.id)));
+      const changed = (await table.query(counted)).map((row) => Number(row.id)).filter((id) => keptOfAll.has(id) !== keptOfCounted.has(id));
+      const displaced = judged.filter((row) => row.__displaced !== null).map((row) => Number(row.__displaced));
+      expect(new Set(displaced), `round ${round}`).toEqual(new Set(changed));
+      if (changed.length > 0) displacing++;
+    }
+    // The draw exercises both answers.
+    expect(displacing).toBeGreaterThan(20);
+    expect(displacing).toBeLessThan(180);
   });
 });

@@ -153,14 +153,27 @@ describe('transforms in the batch and speed layers', () => {
     const clean = await server.strata.sql.queryAll('SELECT count(*) AS n FROM clicks__clean');
     expect(clean.rows).toEqual([{ n: '3' }]);
 
-    // Copies on both sides of midnight: the later one is in a batch version first; the earlier one arrives
-    // late, so the next incremental run also recomputes the day after its partition, where the later copy lies.
-    await ingest(server, [copy('w', 'u7', '2026-11-27T01:00:00Z')]);
+    // A later copy of a counted key changes nothing counted: the incremental run adds a delta for its partition
+    // alone (not the day after, within the window), and the delta leaves the copy out.
+    await ingest(server, [copy('y', 'u8', '2026-11-25T10:30:00Z')]);
     await caughtUp(sent + 4);
+    await waitForDelivery(server);
+    const delta = await server.strata.batch.run();
+    expect(delta.state).toBe('succeeded');
+    expect(delta.recomputed.pages).toEqual(['2026-11-25']);
+    const files = (await server.strata.catalog.viewVersions('pages')).find((version) => version.current)!.files;
+    expect(files.filter((file) => file.partition === '2026-11-25').map((file) => file.key.split('/').pop())).toContain('delta.parquet');
+    expect(await rows('?layer=batch')).toEqual([['/a', 3, 300]]);
+
+    // Copies on both sides of midnight: the later one is in a batch version first; the earlier one arrives
+    // late and turns the counted one into a duplicate, which a delta cannot express, so the next incremental run
+    // recomputes its partition and the day after, where the later copy lies.
+    await ingest(server, [copy('w', 'u7', '2026-11-27T01:00:00Z')]);
+    await caughtUp(sent + 5);
     await waitForDelivery(server);
     expect((await server.strata.batch.run()).state).toBe('succeeded');
     await ingest(server, [copy('w', 'u7', '2026-11-26T23:00:00Z')]);
-    await caughtUp(sent + 5);
+    await caughtUp(sent + 6);
     expect(await rows()).toEqual([['/a', 4, 400]]);
     await waitForDelivery(server);
     const late = await server.strata.batch.run();
