@@ -200,12 +200,17 @@ export interface SpeedViewStatus {
  * interval) and adopted at the next turn: the ranges it covers (lastSeq <= W') are dropped; a range W' cuts in
  * two is dropped and its uncovered part (W'+1 .. its lastSeq) recomputed from the log. State is disposable: at open it is rebuilt by replay from W.
  *
- * Micro-batches and version changes run one at a time (turns) on one connection. A serving read takes its
- * snapshot between two turns, in a transaction on a connection of its own, so it sees one version together with
- * exactly the speed partials past that version's W while the next turns go on (see withSnapshot).
+ * Micro-batches and version changes run one at a time (turns) on one connection. Within a turn, only the
+ * changes a reader could see (a micro-batch's insert and commit with the ranges it adds, a fold, a version's
+ * adoption) run as a critical section; parsing, cleaning and de-duplicating a micro-batch do not. A serving read
+ * takes its snapshot between two critical sections, in a transaction on a connection of its own, so it sees one
+ * version together with exactly the speed partials past that version's W, without waiting for a micro-batch to
+ * be parsed (see withSnapshot).
  */
 export class SpeedLayer {
   private queue: Promise<unknown> = Promise.resolve();
+  /** The critical sections: changes of the tables and of what describes them, and reads taking their snapshot. */
+  private critical: Promise<unknown> = Promise.resolve();
   /** Serving reads, one at a time on the reader connection. */
   private reads: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
@@ -215,6 +220,8 @@ export class SpeedLayer {
   /** How long a step takes, from its timer to its end (see schedule). */
   private stepEstimateMs = 0;
   private memoryMeasuredAt = 0;
+  /** The memory measure under way, if any (see measureMemory). */
+  private measuring: Promise<void> | null = null;
   /**
    * By view generation and SQL text; a Map iterates in insertion order, so re-inserting on use keeps it least
    * recently used first.
@@ -332,22 +339,24 @@ export class SpeedLayer {
   }
 
   /**
-   * Loads every view's newly published batch version, beside the micro-batches; the next read or step adopts
-   * it. A batch run awaits this before it succeeds, so a read after the run sees its versions.
+   * Loads every view's newly published batch version, beside the micro-batches, and adopts it at the next turn.
+   * A batch run awaits this before it succeeds, so a read after the run sees its versions.
    */
   async loadPublished(): Promise<void> {
-    if (!this.closed) await this.loadNewVersions();
+    if (this.closed) return;
+    await this.loadNewVersions();
+    await this.exclusive(() => this.syncVersions());
   }
 
   /**
-   * Runs `read` over one consistent snapshot of a view: the batch version held (a newer one loaded meanwhile
-   * is made current here) and the speed partials past that version's W, with the connection to query them on.
+   * Runs `read` over one consistent snapshot of a view: the batch version adopted (turns adopt a newly loaded
+   * one) and the speed partials past that version's W, with the connection to query them on.
    *
    * Reads run on a connection of their own, one at a time, each in a transaction whose snapshot is taken
-   * between two turns of the speed layer: its tables then hold exactly the state the provenance describes, and
-   * DuckDB's MVCC keeps it so (rows a later step deletes, tables an adoption drops) until the read ends, while
-   * micro-batches go on. A read never waits for a version to load: while one loads, it answers from the version
-   * before.
+   * between two critical sections of the speed layer: its tables then hold exactly the state the provenance
+   * describes, and DuckDB's MVCC keeps it so (rows a later step deletes, tables an adoption drops) until the read
+   * ends, while micro-batches go on. A read waits neither for a micro-batch to be parsed nor for a version to
+   * load: while one loads, it answers from the version before.
    */
   async withSnapshot<T>(name: string, read: (snapshot: ViewSnapshot, connection: DuckDBConnection) => Promise<T>): Promise<T> {
     const state = this.states.get(name);
@@ -357,9 +366,8 @@ export class SpeedLayer {
     }
     let ended: Promise<unknown> = Promise.resolve();
     const result = this.reads.then(async () => {
-      const snapshot = await this.exclusive(async () => {
+      const snapshot = await this.inCritical(async () => {
         if (this.closed) throw new Error('the speed layer is closed');
-        await this.syncVersions();
         try {
           // DuckDB takes a transaction's snapshot at its first read of the database, not at BEGIN.
           await this.reader.run(`BEGIN TRANSACTION; SELECT 1 FROM ${state.tables[0]!} LIMIT 1`);
@@ -566,6 +574,7 @@ export class SpeedLayer {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     await this.tick;
+    await this.measuring;
     for (const state of this.states.values()) await state.loading?.catch(() => undefined);
     await this.exclusive(async () => undefined);
     await this.reads;
@@ -587,6 +596,17 @@ export class SpeedLayer {
   }
 
   /**
+   * Runs `task` as a critical section: after every one queued before it, one at a time. Turns change the tables
+   * and the state describing them only in one (a reader never sees a micro-batch committed but its range not yet
+   * listed, nor half an adoption); reads take their snapshot in one.
+   */
+  private inCritical<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.critical.then(task);
+    this.critical = result.catch(() => undefined);
+    return result;
+  }
+
+  /**
    * Schedules the next step so that a record arriving just after a step read the log is visible within
    * `speed.intervalMs`: the next step reads the log that long after, less the time steps take (the slower of
    * the last one and a moving average, from the timer to the step's end, its wait for reads included). So the
@@ -604,6 +624,15 @@ export class SpeedLayer {
       // catches any other publish): steps go on over the version held, and the first step after the load
       // adopts it. A version that fails to load (its files already gone with old versions) holds up nothing.
       void this.loadNewVersions().catch(report);
+      // Measured beside the micro-batches too: counting a view's group keys scans its speed partials.
+      if (this.measuring === null && Date.now() - this.memoryMeasuredAt >= MEMORY_EVERY_MS) {
+        this.memoryMeasuredAt = Date.now();
+        this.measuring = this.measureMemory()
+          .catch(report)
+          .finally(() => {
+            this.measuring = null;
+          });
+      }
       this.tick = this.exclusive(() => {
         read = Date.now();
         return this.step();
@@ -622,10 +651,6 @@ export class SpeedLayer {
   private async step(): Promise<void> {
     if (this.closed) return;
     await this.syncVersions();
-    if (Date.now() - this.memoryMeasuredAt >= MEMORY_EVERY_MS) {
-      this.memoryMeasuredAt = Date.now();
-      await this.measureMemory();
-    }
     for (const state of this.states.values()) {
       const shards = this.options.stream.shards(state.stream.name);
       const segments: Segment[] = [];
@@ -660,31 +685,40 @@ export class SpeedLayer {
     const [shardColumn, firstColumn, lastColumn] = RANGE_COLUMNS;
     const condition = folds.map(({ shard, first, last }) => `(${shardColumn} = ${shard} AND ${firstColumn} BETWEEN ${first} AND ${last})`).join(' OR ');
     const folded = folds.map(({ shard, first, last }) => `(${shard}, ${first}, ${last})`).join(', ');
-    state.generation++;
-    await this.connection.run('BEGIN TRANSACTION');
+    // The folding reads the tables only this turn changes, so it runs outside the critical section; the swap of
+    // the rows, with the ranges that describe them, inside.
+    const temps = state.tables.map((_, i) => quoteIdent(`folded_${i}`));
     try {
       for (let i = 0; i < state.tables.length; i++) {
-        const table = state.tables[i]!;
-        const rows = `SELECT * EXCLUDE (${RANGE_COLUMNS.join(', ')}), ${shardColumn} AS "__shard" FROM ${table} WHERE ${condition}`;
-        await this.connection.run(`CREATE OR REPLACE TEMP TABLE folded AS ${state.shardRelations[i]!.fold(rows)}`);
-        await this.connection.run(`DELETE FROM ${table} WHERE ${condition}`);
-        await this.connection.run(
-          `INSERT INTO ${table} BY NAME
-             SELECT partial.* EXCLUDE ("__shard"), range.shard::INTEGER AS ${shardColumn}, range.first::BIGINT AS ${firstColumn}, range.last::BIGINT AS ${lastColumn}
-             FROM folded AS partial JOIN (VALUES ${folded}) AS range(shard, first, last) ON partial."__shard" = range.shard`,
-        );
+        const rows = `SELECT * EXCLUDE (${RANGE_COLUMNS.join(', ')}), ${shardColumn} AS "__shard" FROM ${state.tables[i]!} WHERE ${condition}`;
+        await this.connection.run(`CREATE OR REPLACE TEMP TABLE ${temps[i]!} AS ${state.shardRelations[i]!.fold(rows)}`);
       }
-      await this.connection.run('COMMIT');
-    } catch (error) {
-      await this.connection.run('ROLLBACK');
-      throw error;
+      await this.inCritical(async () => {
+        await this.connection.run('BEGIN TRANSACTION');
+        try {
+          for (let i = 0; i < state.tables.length; i++) {
+            const table = state.tables[i]!;
+            await this.connection.run(`DELETE FROM ${table} WHERE ${condition}`);
+            await this.connection.run(
+              `INSERT INTO ${table} BY NAME
+                 SELECT partial.* EXCLUDE ("__shard"), range.shard::INTEGER AS ${shardColumn}, range.first::BIGINT AS ${firstColumn}, range.last::BIGINT AS ${lastColumn}
+                 FROM ${temps[i]!} AS partial JOIN (VALUES ${folded}) AS range(shard, first, last) ON partial."__shard" = range.shard`,
+            );
+          }
+          await this.connection.run('COMMIT');
+        } catch (error) {
+          await this.connection.run('ROLLBACK');
+          throw error;
+        }
+        state.generation++;
+        for (const { shard, start, end, first, last } of folds) {
+          const ranges = state.ranges[shard]!;
+          state.ranges[shard] = [...ranges.slice(0, start), { first, last }, ...ranges.slice(end + 1)];
+          state.compacted++;
+        }
+      });
     } finally {
-      await this.connection.run('DROP TABLE IF EXISTS folded').catch(() => undefined);
-    }
-    for (const { shard, start, end, first, last } of folds) {
-      const ranges = state.ranges[shard]!;
-      state.ranges[shard] = [...ranges.slice(0, start), { first, last }, ...ranges.slice(end + 1)];
-      state.compacted++;
+      for (const temp of temps) await this.connection.run(`DROP TABLE IF EXISTS ${temp}`).catch(() => undefined);
     }
   }
 
@@ -744,8 +778,14 @@ export class SpeedLayer {
     for (const table of tables) await connection.run(`DROP TABLE IF EXISTS ${table}`).catch(() => undefined);
   }
 
-  /** Makes each view's newly loaded batch version the one its speed partials complement. */
+  /** Makes each view's newly loaded batch version the one its speed partials complement (in a turn). */
   private async syncVersions(): Promise<void> {
+    if ([...this.states.values()].every((state) => state.loaded === null)) return;
+    await this.inCritical(() => this.adoptLoaded());
+  }
+
+  /** The adoptions of {@link syncVersions}, as one critical section. */
+  private async adoptLoaded(): Promise<void> {
     const advanced = new Set<string>();
     for (const state of this.states.values()) {
       const loaded = state.loaded;
@@ -806,7 +846,7 @@ export class SpeedLayer {
     }
     if (covered.length > 0) await this.deleteWhere(state, covered.join(' OR '));
     if (cuts.length > 0) {
-      await this.apply(state, cuts, true);
+      await this.apply(state, cuts, true, true);
       state.recomputed += cuts.length;
     }
     state.watermark = nextW;
@@ -820,14 +860,14 @@ export class SpeedLayer {
       const again = [...redo.values()];
       await this.deleteWhere(state, again.map(({ shard, range }) => `(${RANGE_COLUMNS[0]} = ${shard} AND ${RANGE_COLUMNS[1]} = ${range.first})`).join(' OR '));
       for (const { shard, range } of again) state.ranges[shard] = state.ranges[shard]!.filter((r) => r !== range);
-      await this.apply(state, again.map(({ shard, range }) => ({ shard, from: range.first, to: range.last })), true);
+      await this.apply(state, again.map(({ shard, range }) => ({ shard, from: range.first, to: range.last })), true, true);
       state.recomputed += again.length;
     }
     const replaced = state.version;
     state.version = loaded;
     state.generation++;
-    // Reads run on this queue, so none is reading the replaced version's tables.
-    // Statements naming them belong to an older generation and go at the next read of the view.
+    // Reads that took their snapshot before keep seeing the replaced version's tables (MVCC); statements naming
+    // them belong to an older generation and go at the next read of the view.
     if (replaced) await this.dropTables(this.connection, [...replaced.partials, replaced.final]);
   }
 
@@ -841,9 +881,10 @@ export class SpeedLayer {
    * together in one micro-batch: parsed once, and each relation's partials computed by one statement grouped
    * by shard as well, so a step's cost does not grow with the shard count. Each partial row carries its own
    * shard's range. `replace` for the recomputed part of a cut range (it lies before the ranges held, and does
-   * not move the shard's seq).
+   * not move the shard's seq). Only the insert, with the ranges it adds, is a critical section (`inCritical`
+   * when the caller already runs in one, as an adoption does).
    */
-  private async apply(state: ViewState, segments: readonly Segment[], replace = false): Promise<void> {
+  private async apply(state: ViewState, segments: readonly Segment[], replace = false, inCritical = false): Promise<void> {
     const name = state.stream.name;
     const next = segments.map((segment) => ({ ...segment, first: segment.from, recomputed: [] as Range[] }));
     for (;;) {
@@ -886,33 +927,36 @@ export class SpeedLayer {
           source = state.dedupe ? await state.dedupe.keep('micro_clean', replace) : 'SELECT * FROM micro_clean';
         }
         const ranges = reads.map((read) => `(${read.segment.shard}, ${read.first}, ${read.last})`).join(', ');
-        await this.connection.run('BEGIN TRANSACTION');
-        try {
-          for (let i = 0; i < state.relations.length; i++) {
-            await this.connection.run(
-              `INSERT INTO ${state.tables[i]!} BY NAME
-                 SELECT partial.* EXCLUDE ("__shard"), range.shard::INTEGER AS ${RANGE_COLUMNS[0]}, range.first::BIGINT AS ${RANGE_COLUMNS[1]}, range.last::BIGINT AS ${RANGE_COLUMNS[2]}
-                 FROM (${state.shardRelations[i]!.sql(source)}) AS partial JOIN (VALUES ${ranges}) AS range(shard, first, last) ON partial."__shard" = range.shard`,
-            );
+        const insert = async () => {
+          await this.connection.run('BEGIN TRANSACTION');
+          try {
+            for (let i = 0; i < state.relations.length; i++) {
+              await this.connection.run(
+                `INSERT INTO ${state.tables[i]!} BY NAME
+                   SELECT partial.* EXCLUDE ("__shard"), range.shard::INTEGER AS ${RANGE_COLUMNS[0]}, range.first::BIGINT AS ${RANGE_COLUMNS[1]}, range.last::BIGINT AS ${RANGE_COLUMNS[2]}
+                   FROM (${state.shardRelations[i]!.sql(source)}) AS partial JOIN (VALUES ${ranges}) AS range(shard, first, last) ON partial."__shard" = range.shard`,
+              );
+            }
+            await this.connection.run('COMMIT');
+          } catch (error) {
+            await this.connection.run('ROLLBACK');
+            throw error;
           }
-          await this.connection.run('COMMIT');
-        } catch (error) {
-          await this.connection.run('ROLLBACK');
-          throw error;
-        }
+          state.generation++;
+          for (const { segment, first, last } of reads) {
+            const { shard } = segment;
+            if (replace) segment.recomputed.push({ first, last });
+            else {
+              state.ranges[shard]!.push({ first, last });
+              state.seq[shard] = last;
+            }
+            segment.first = last + 1;
+          }
+        };
+        await (inCritical ? insert() : this.inCritical(insert));
       } finally {
         for (const table of ['micro_batch', 'micro_clean', 'micro_clean_ordered', 'micro_clean_losers']) await this.connection.run(`DROP TABLE IF EXISTS ${quoteIdent(table)}`).catch(() => undefined);
         if (staged !== null) await rm(staged, { force: true });
-      }
-      state.generation++;
-      for (const { segment, first, last } of reads) {
-        const { shard } = segment;
-        if (replace) segment.recomputed.push({ first, last });
-        else {
-          state.ranges[shard]!.push({ first, last });
-          state.seq[shard] = last;
-        }
-        segment.first = last + 1;
       }
     }
     if (replace) {
@@ -920,10 +964,23 @@ export class SpeedLayer {
     }
   }
 
+  /**
+   * Measures each view's memory for `strata status`, on a connection of its own beside the turns: the counts read
+   * the tables as they stand when each query starts (MVCC), an estimate that need not match one turn exactly.
+   */
   private async measureMemory(): Promise<void> {
-    const total = (await this.connection.runAndReadAll(`SELECT coalesce(sum(memory_usage_bytes), 0)::DOUBLE AS bytes FROM duckdb_memory() WHERE tag = 'IN_MEMORY_TABLE'`))
+    const connection = await this.instance.connect();
+    try {
+      await this.measureMemoryOn(connection);
+    } finally {
+      connection.closeSync();
+    }
+  }
+
+  private async measureMemoryOn(connection: DuckDBConnection): Promise<void> {
+    const total = (await connection.runAndReadAll(`SELECT coalesce(sum(memory_usage_bytes), 0)::DOUBLE AS bytes FROM duckdb_memory() WHERE tag = 'IN_MEMORY_TABLE'`))
       .getRowObjects()[0]!.bytes as number;
-    const tables = (await this.connection.runAndReadAll(`SELECT table_name, (estimated_size * column_count)::DOUBLE AS cells, estimated_size::DOUBLE AS rows FROM duckdb_tables() WHERE NOT temporary`))
+    const tables = (await connection.runAndReadAll(`SELECT table_name, (estimated_size * column_count)::DOUBLE AS cells, estimated_size::DOUBLE AS rows FROM duckdb_tables() WHERE NOT temporary`))
       .getRowObjects()
       .map((row) => ({ name: quoteIdent(String(row.table_name)), cells: row.cells as number, rows: row.rows as number }));
     const allCells = tables.reduce((sum, table) => sum + table.cells, 0);
@@ -932,7 +989,7 @@ export class SpeedLayer {
     for (const state of this.states.values()) {
       const keys = state.view.keys.map((key) => quoteIdent(key.name));
       const speedGroupKeys = Number(
-        (await this.connection.runAndReadAll(`SELECT count(*)::DOUBLE AS n FROM (SELECT DISTINCT ${keys.length > 0 ? keys.join(', ') : '1'} FROM ${state.tables[0]!})`)).getRowObjects()[0]!
+        (await connection.runAndReadAll(`SELECT count(*)::DOUBLE AS n FROM (SELECT DISTINCT ${keys.length > 0 ? keys.join(', ') : '1'} FROM ${state.tables[0]!})`)).getRowObjects()[0]!
           .n,
       );
       const speedBytes = bytesOf([...state.tables, ...(state.dedupe ? [state.dedupe.tableName] : [])]);
