@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { SqliteCatalog } from '../src/catalog/index.js';
-import { LocalObjectStore } from '../src/lake/index.js';
+import { LocalObjectStore, parquetCopyOptions } from '../src/lake/index.js';
 import { SqlEngine } from '../src/sql/index.js';
 import { sqlString } from '../src/util/duckdb.js';
 import { type Benchmark, numberFlag, round } from './lib/benchmark.js';
@@ -76,7 +76,7 @@ const benchmark: Benchmark = {
         await connection.run(
           `COPY (SELECT 'e' || i AS event_id, TIMESTAMP '${day} 10:00:00' + to_seconds(i) AS ts, 'u' || (i % 97) AS user_id,
                         '/p' || (i % 13) AS page, i * 0.5 AS amount, 0::INTEGER AS __shard, (${first} + i)::BIGINT AS __seq
-                   FROM range(${ROWS_PER_CHUNK}) t(i)) TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd)`,
+                   FROM range(${ROWS_PER_CHUNK}) t(i)) TO ${sqlString(path)} (${parquetCopyOptions(null)})`,
         );
         await catalog.commitDelivery('clicks', 0, first, first + ROWS_PER_CHUNK - 1, [
           { partition: day, key, rows: ROWS_PER_CHUNK, bytes: 0, minTime: null, maxTime: null },
