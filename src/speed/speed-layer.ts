@@ -345,7 +345,9 @@ export class SpeedLayer {
   async loadPublished(): Promise<void> {
     if (this.closed) return;
     await this.loadNewVersions();
-    await this.exclusive(() => this.syncVersions());
+    await this.exclusive(async () => {
+      if (!this.closed) await this.syncVersions();
+    });
   }
 
   /**
