@@ -486,7 +486,8 @@ export class BatchLayer {
         deduped = async (partition) => `SELECT * FROM run_records WHERE dt = ${sqlString(partition)}`;
       }
     }
-    // A delta under dedupe: the partition's new clean records less those judged duplicates (judgeNewCopies).
+    // A delta under dedupe: the partition's new clean records less those judged duplicates (judgeNewCopies). Its
+    // clean chunks hold new chunks only, of this partition alone: the judging, which read them all, checked that.
     const dedupedDelta = async (chunks: readonly ChunkInfo[]) => {
       const fresh = cleanChunksSql(store, this.keys, chunks, cleanOf!, IDENTITY_OPTIONS)!;
       await this.keys.registerNamed(connection, fresh);
