@@ -97,7 +97,8 @@ describe('an encrypted data directory', () => {
     const staged: string[] = [];
     const watcher = watch(join(dir, 'data', 'lake', '_staging'), (_event, name) => name && staged.push(String(name)));
     try {
-      expect((await importFiles(server.strata, { table: 'clicks', files: [history] })).files[0]).toMatchObject({ state: 'succeeded', rows: 1 });
+      const imported = (await importFiles(server.strata, { table: 'clicks', files: [history] })).files[0]!;
+      expect(imported, JSON.stringify(imported.error)).toMatchObject({ state: 'succeeded', rows: 1 });
     } finally {
       watcher.close();
     }

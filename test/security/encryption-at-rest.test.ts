@@ -50,9 +50,10 @@ async function listing(dir: string): Promise<string[]> {
 async function segmentBytes(dataDir: string): Promise<Buffer[]> {
   const out: Buffer[] = [];
   const streamDir = join(dataDir, 'stream', 'clicks');
-  for (const shard of await readdir(streamDir)) {
-    if (shard.endsWith('.json')) continue;
-    for (const name of await readdir(join(streamDir, shard))) out.push(await readFile(join(streamDir, shard, name)));
+  // Shard folders only: the stream's checkpoint file (and its `.tmp` while it is rewritten) sit beside them.
+  for (const shard of await readdir(streamDir, { withFileTypes: true })) {
+    if (!shard.isDirectory()) continue;
+    for (const name of await readdir(join(streamDir, shard.name))) out.push(await readFile(join(streamDir, shard.name, name)));
   }
   return out;
 }
