@@ -45,6 +45,23 @@ async function timed(action: () => Promise<unknown>): Promise<number> {
   return performance.now() - started;
 }
 
+/**
+ * Times two from-scratch runs of `layer`: each from-scratch figure is the better of two, since a single run of this
+ * length moved by ±5 % between runs here, the size of the costs compared.
+ */
+async function twoFromScratchRuns(layer: BatchLayer, what: string): Promise<number[]> {
+  const runs: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    runs.push(
+      await timed(async () => {
+        const run = await layer.run({ fromScratch: true });
+        if (run.state !== 'succeeded') throw new Error(`${what} failed: ${run.error}`);
+      }),
+    );
+  }
+  return runs;
+}
+
 const benchmark: Benchmark = {
   name: 'batch',
   summary: 'batch layer: from-scratch run vs plain DuckDB over the same Parquet, and an incremental run after 1 % new data',
@@ -103,17 +120,7 @@ const benchmark: Benchmark = {
         spillDir: join(dir, 'spill'),
       });
       const layer = batch;
-      // Each from-scratch figure is the better of two runs: a single run of this length moved by ±5 % between
-      // runs here, which is the size of the costs compared below.
-      const fromScratchRuns: number[] = [];
-      for (let i = 0; i < 2; i++) {
-        fromScratchRuns.push(
-          await timed(async () => {
-            const run = await layer.run({ fromScratch: true });
-            if (run.state !== 'succeeded') throw new Error(`batch run failed: ${run.error}`);
-          }),
-        );
-      }
+      const fromScratchRuns = await twoFromScratchRuns(layer, 'batch run');
       const fromScratch = Math.min(...fromScratchRuns);
 
       const baselineDb = await DuckDBInstance.create(':memory:', { threads: String(threads), temp_directory: join(dir, 'spill-baseline') });
@@ -179,7 +186,7 @@ const benchmark: Benchmark = {
       const encryptedCatalog = new SqliteCatalog(join(encryptedDir, 'catalog.db'));
       const encryptingDb = await DuckDBInstance.create(':memory:', encryptionSettings(keyring));
       const encryptingConnection = await encryptingDb.connect();
-      const fromScratchEncryptedRuns: number[] = [];
+      let fromScratchEncryptedRuns: number[];
       try {
         await encryptedCatalog.ensureTable('clicks', 'raw', config.streams.get('clicks')!.fields);
         await fillLake(chunkWriter(encryptedStore, encryptedCatalog, encryptingConnection, new ParquetKeys(keyring)));
@@ -193,14 +200,7 @@ const benchmark: Benchmark = {
           keyring,
         });
         try {
-          for (let i = 0; i < 2; i++) {
-            fromScratchEncryptedRuns.push(
-              await timed(async () => {
-                const run = await encrypted.run({ fromScratch: true });
-                if (run.state !== 'succeeded') throw new Error(`batch run with encryption at rest failed: ${run.error}`);
-              }),
-            );
-          }
+          fromScratchEncryptedRuns = await twoFromScratchRuns(encrypted, 'batch run with encryption at rest');
         } finally {
           await encrypted.close();
         }

@@ -8,7 +8,7 @@ import { parquetCopyOptions, type ObjectStore } from '../lake/index.js';
 import { encryptionSettings, ParquetKeys } from '../lake/parquet-encryption.js';
 import type { Keyring } from '../security/keyring.js';
 import { FileSchemas } from '../sql/file-schemas.js';
-import { viewQuery } from '../sql/lake-views.js';
+import { PARTITION_COLUMN, viewQuery } from '../sql/lake-views.js';
 import { DAY_MS, dayOf } from '../util/days.js';
 import { quoteIdent, sqlString } from '../util/duckdb.js';
 import type { RecordSource } from '../transform/index.js';
@@ -440,7 +440,7 @@ export class BatchLayer {
     const counted = newCopies.counted.length === 0 ? null : cleanChunksSql(store, this.keys, newCopies.counted, cleanOf);
     if (fresh === null || (newCopies.counted.length > 0 && counted === null)) return null;
     await this.keys.registerNamed(connection, `${fresh}\n${counted ?? ''}`);
-    await connection.run(`CREATE OR REPLACE TEMP TABLE new_copies AS ${records.newCopiesSql(fresh, counted, IDENTITY)!}`);
+    await connection.run(`CREATE OR REPLACE TEMP TABLE new_copies AS ${records.newCopiesSql(fresh, counted, IDENTITY, PARTITION_COLUMN)!}`);
     const reader = await connection.runAndReadAll('SELECT DISTINCT __displaced FROM new_copies WHERE __displaced IS NOT NULL');
     return new Set(reader.getRows().map((row) => String(row[0])));
   }
@@ -483,7 +483,7 @@ export class BatchLayer {
           `SELECT * EXCLUDE (${file}, file_row_number) FROM (${own.get(partition)!}) AS clean ANTI JOIN run_duplicates USING (${file}, file_row_number)`;
       } else {
         await connection.run(`CREATE OR REPLACE TEMP TABLE run_records AS ${records.dedupedSql(await raw(needed))}`);
-        deduped = async (partition) => `SELECT * FROM run_records WHERE dt = ${sqlString(partition)}`;
+        deduped = async (partition) => `SELECT * FROM run_records WHERE ${quoteIdent(PARTITION_COLUMN)} = ${sqlString(partition)}`;
       }
     }
     // A delta under dedupe: the partition's new clean records less those judged duplicates (judgeNewCopies). Its

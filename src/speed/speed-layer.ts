@@ -684,7 +684,7 @@ export class SpeedLayer {
       if (end > start) folds.push({ shard, start, end, first: ranges[start]!.first, last: ranges[end]!.last });
     });
     if (folds.length === 0) return;
-    const [shardColumn, firstColumn, lastColumn] = RANGE_COLUMNS;
+    const [shardColumn, firstColumn] = RANGE_COLUMNS;
     const condition = folds.map(({ shard, first, last }) => `(${shardColumn} = ${shard} AND ${firstColumn} BETWEEN ${first} AND ${last})`).join(' OR ');
     const folded = folds.map(({ shard, first, last }) => `(${shard}, ${first}, ${last})`).join(', ');
     // The folding reads the tables only this turn changes, so it runs outside the critical section; the swap of
@@ -696,22 +696,12 @@ export class SpeedLayer {
         await this.connection.run(`CREATE OR REPLACE TEMP TABLE ${temps[i]!} AS ${state.shardRelations[i]!.fold(rows)}`);
       }
       await this.inCritical(async () => {
-        await this.connection.run('BEGIN TRANSACTION');
-        try {
+        await this.inTransaction(async () => {
           for (let i = 0; i < state.tables.length; i++) {
-            const table = state.tables[i]!;
-            await this.connection.run(`DELETE FROM ${table} WHERE ${condition}`);
-            await this.connection.run(
-              `INSERT INTO ${table} BY NAME
-                 SELECT partial.* EXCLUDE ("__shard"), range.shard::INTEGER AS ${shardColumn}, range.first::BIGINT AS ${firstColumn}, range.last::BIGINT AS ${lastColumn}
-                 FROM ${temps[i]!} AS partial JOIN (VALUES ${folded}) AS range(shard, first, last) ON partial."__shard" = range.shard`,
-            );
+            await this.connection.run(`DELETE FROM ${state.tables[i]!} WHERE ${condition}`);
+            await this.insertWithRanges(state.tables[i]!, `SELECT * FROM ${temps[i]!}`, folded);
           }
-          await this.connection.run('COMMIT');
-        } catch (error) {
-          await this.connection.run('ROLLBACK');
-          throw error;
-        }
+        });
         state.generation++;
         for (const { shard, start, end, first, last } of folds) {
           const ranges = state.ranges[shard]!;
@@ -873,6 +863,31 @@ export class SpeedLayer {
     if (replaced) await this.dropTables(this.connection, [...replaced.partials, replaced.final]);
   }
 
+  /** Runs `task` in one transaction of the turns' connection: all of its changes, or none. */
+  private async inTransaction(task: () => Promise<void>): Promise<void> {
+    await this.connection.run('BEGIN TRANSACTION');
+    try {
+      await task();
+      await this.connection.run('COMMIT');
+    } catch (error) {
+      await this.connection.run('ROLLBACK');
+      throw error;
+    }
+  }
+
+  /**
+   * Inserts partial rows grouped by `__shard` into a speed table, each with its shard's range: `ranges` is a
+   * VALUES list of `(shard, first, last)`, one per shard.
+   */
+  private async insertWithRanges(table: string, partials: string, ranges: string): Promise<void> {
+    const [shardColumn, firstColumn, lastColumn] = RANGE_COLUMNS;
+    await this.connection.run(
+      `INSERT INTO ${table} BY NAME
+         SELECT partial.* EXCLUDE ("__shard"), range.shard::INTEGER AS ${shardColumn}, range.first::BIGINT AS ${firstColumn}, range.last::BIGINT AS ${lastColumn}
+         FROM (${partials}) AS partial JOIN (VALUES ${ranges}) AS range(shard, first, last) ON partial."__shard" = range.shard`,
+    );
+  }
+
   private async deleteWhere(state: ViewState, condition: string): Promise<void> {
     state.generation++;
     for (const table of state.tables) await this.connection.run(`DELETE FROM ${table} WHERE ${condition}`);
@@ -930,20 +945,9 @@ export class SpeedLayer {
         }
         const ranges = reads.map((read) => `(${read.segment.shard}, ${read.first}, ${read.last})`).join(', ');
         const insert = async () => {
-          await this.connection.run('BEGIN TRANSACTION');
-          try {
-            for (let i = 0; i < state.relations.length; i++) {
-              await this.connection.run(
-                `INSERT INTO ${state.tables[i]!} BY NAME
-                   SELECT partial.* EXCLUDE ("__shard"), range.shard::INTEGER AS ${RANGE_COLUMNS[0]}, range.first::BIGINT AS ${RANGE_COLUMNS[1]}, range.last::BIGINT AS ${RANGE_COLUMNS[2]}
-                   FROM (${state.shardRelations[i]!.sql(source)}) AS partial JOIN (VALUES ${ranges}) AS range(shard, first, last) ON partial."__shard" = range.shard`,
-              );
-            }
-            await this.connection.run('COMMIT');
-          } catch (error) {
-            await this.connection.run('ROLLBACK');
-            throw error;
-          }
+          await this.inTransaction(async () => {
+            for (let i = 0; i < state.relations.length; i++) await this.insertWithRanges(state.tables[i]!, state.shardRelations[i]!.sql(source), ranges);
+          });
           state.generation++;
           for (const { segment, first, last } of reads) {
             const { shard } = segment;

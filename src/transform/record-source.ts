@@ -29,10 +29,10 @@ export interface RecordSource {
   duplicateRowsSql(clean: string, identity: readonly string[]): string | null;
   /**
    * The new clean records of `fresh` (with `identity`) judged against the `counted` ones: per new record its
-   * `identity`, `__duplicate` and `__displaced` (the `dt` of the counted copy it displaces; see
-   * {@link newCopiesSql}); null without dedupe.
+   * `identity`, `__duplicate` and `__displaced` (the `partition` column's value of the counted copy it displaces;
+   * see {@link newCopiesSql}); null without dedupe.
    */
-  newCopiesSql(fresh: string, counted: string | null, identity: readonly string[]): string | null;
+  newCopiesSql(fresh: string, counted: string | null, identity: readonly string[], partition: string): string | null;
   /**
    * The clean records of `raw` less the duplicates among them (first copy by event time, shard, seq wins; see
    * src/transform/index.ts); `raw` must carry `__shard` and `__seq`. Without dedupe, {@link recordsSql}.
@@ -66,8 +66,8 @@ export function recordSource(stream: StreamConfig, plan: TransformPlan | null): 
     dedupe: plan.dedupe,
     duplicateRowsSql: (clean, identity) =>
       plan.dedupe ? duplicateRowsSql(plan.dedupe.keys, plan.dedupe.eventTime, plan.dedupe.withinMs, clean, identity) : null,
-    newCopiesSql: (fresh, counted, identity) =>
-      plan.dedupe ? newCopiesSql(plan.dedupe.keys, plan.dedupe.eventTime, plan.dedupe.withinMs, fresh, counted, identity, 'dt') : null,
+    newCopiesSql: (fresh, counted, identity, partition) =>
+      plan.dedupe ? newCopiesSql(plan.dedupe.keys, plan.dedupe.eventTime, plan.dedupe.withinMs, fresh, counted, identity, partition) : null,
     dedupedSql: (raw) => (plan.dedupe ? plan.dedupeSql(recordsSql(raw)) : recordsSql(raw)),
   };
 }
