@@ -239,6 +239,9 @@ const toChunk = (row: ChunkRow): ChunkInfo => ({
 /**
  * The default catalog: one SQLite file (`<data>/catalog.db`) in WAL mode with `synchronous=FULL`, so a
  * committed registration survives a power cut. better-sqlite3 is synchronous; each method is one transaction.
+ * Transactions that write begin IMMEDIATE: a deferred one that has read and then writes after another
+ * connection (the delivery thread's) committed gets SQLITE_BUSY at once in WAL mode, past any busy timeout
+ * ("database is locked", seen on an import beside delivery); one that takes the write lock first waits its turn.
  */
 export class SqliteCatalog implements Catalog, SecurityStore {
   private readonly db: Database.Database;
@@ -256,7 +259,7 @@ export class SqliteCatalog implements Catalog, SecurityStore {
       this.db.transaction(() => {
         this.db.exec(MIGRATIONS[i]!);
         this.db.pragma(`user_version = ${i + 1}`);
-      })();
+      }).immediate();
     }
   }
 
@@ -303,7 +306,7 @@ export class SqliteCatalog implements Catalog, SecurityStore {
         .prepare('INSERT INTO schema_versions (table_name, version, columns, change, created_at) VALUES (?, ?, ?, ?, ?)')
         .run(name, version, JSON.stringify(columns), change ? JSON.stringify(change) : null, now);
       return { version, columns: [...columns], change, createdAt: now };
-    })();
+    }).immediate();
   }
 
   async tables(): Promise<TableInfo[]> {
@@ -401,7 +404,7 @@ export class SqliteCatalog implements Catalog, SecurityStore {
            ON CONFLICT (stream, shard) DO UPDATE SET delivered_seq = excluded.delivered_seq, updated_at = excluded.updated_at`,
         )
         .run(stream, shard, lastSeq, this.now());
-    })();
+    }).immediate();
   }
 
   async hasImport(table: string, contentHash: string): Promise<boolean> {
@@ -426,7 +429,7 @@ export class SqliteCatalog implements Catalog, SecurityStore {
           .run(table, contentHash, source, this.now());
       }
       this.insertChunks(table, files, { shard: null, firstSeq: null, lastSeq: null, source: `import:${source}` });
-    })();
+    }).immediate();
   }
 
   async ensureTransformVersion(stream: string, digest: string, rules: string): Promise<TransformVersionInfo> {
@@ -441,7 +444,7 @@ export class SqliteCatalog implements Catalog, SecurityStore {
         .prepare('INSERT INTO transform_versions (stream, version, digest, rules, created_at) VALUES (?, ?, ?, ?, ?)')
         .run(row.stream, row.version, row.digest, row.rules, row.created_at);
       return toTransformVersion(row);
-    })();
+    }).immediate();
   }
 
   async transformVersions(stream: string): Promise<TransformVersionInfo[]> {
@@ -503,7 +506,7 @@ export class SqliteCatalog implements Catalog, SecurityStore {
         );
         for (const raw of chunk.rawChunks) link.run(lastInsertRowid, raw, chunk.stream, chunk.transformVersion);
       }
-    })();
+    }).immediate();
   }
 
   async dropCleanChunks(stream: string, keep: number): Promise<string[]> {
@@ -513,7 +516,7 @@ export class SqliteCatalog implements Catalog, SecurityStore {
         .all(stream, keep) as { clean_key: string; quarantine_key: string | null }[];
       this.db.prepare('DELETE FROM clean_chunks WHERE stream = ? AND transform_version <> ?').run(stream, keep);
       return rows.flatMap((row) => (row.quarantine_key === null ? [row.clean_key] : [row.clean_key, row.quarantine_key]));
-    })();
+    }).immediate();
   }
 
   async objectKeys(): Promise<Set<string>> {
@@ -613,7 +616,7 @@ export class SqliteCatalog implements Catalog, SecurityStore {
       }
       const stillListed = this.db.prepare('SELECT 1 FROM view_files WHERE key = ? LIMIT 1');
       return [...dropped].filter((key) => stillListed.get(key) === undefined);
-    })();
+    }).immediate();
   }
 
   async tokens(): Promise<StoredToken[]> {
@@ -645,7 +648,7 @@ export class SqliteCatalog implements Catalog, SecurityStore {
       this.db
         .prepare('INSERT INTO tokens (name, hash, policies, created_at, last_used_at, scram, sealed_secret) VALUES (?, ?, ?, ?, ?, ?, ?)')
         .run(token.name, token.hash, JSON.stringify(token.policies), token.createdAt, token.lastUsedAt, token.scram, token.sealedSecret ?? null);
-    })();
+    }).immediate();
   }
 
   async removeToken(name: string): Promise<boolean> {
@@ -656,7 +659,7 @@ export class SqliteCatalog implements Catalog, SecurityStore {
     const update = this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE name = ?');
     this.db.transaction(() => {
       for (const [name, time] of lastUsed) update.run(time, name);
-    })();
+    }).immediate();
   }
 
   async appendAudit(entries: readonly AuditEntry[]): Promise<void> {
@@ -665,7 +668,7 @@ export class SqliteCatalog implements Catalog, SecurityStore {
     );
     this.db.transaction(() => {
       for (const e of entries) insert.run(e.time, e.token, e.action, e.resource, e.outcome, e.route, e.client);
-    })();
+    }).immediate();
   }
 
   async auditRows(afterId: number, limit: number): Promise<AuditRow[]> {
