@@ -62,12 +62,20 @@ interface ShardState {
  * Crash safety: the delivered seq moves only in that transaction, so after a crash delivery resumes right
  * after the last registered chunk, and files published but not registered are removed by lake recovery.
  * Every acked record therefore lands in the lake exactly once.
+ *
+ * Pacing: shards that keep up write their chunks one at a time. Under steady load every shard fills its chunk
+ * at about the same moment, and writing them all at once would take every core for a moment (each write is a
+ * DuckDB query of its own), stalling ingest acks and the speed layer's micro-batches; one at a time, delivery
+ * takes about one core. A shard that has fallen a whole chunk (`maxRecords`) or more behind the log writes
+ * at once, beside the others, so that delivery catches up with all the cores there are.
  */
 export class Delivery {
   private readonly shards: ShardState[] = [];
   private running = false;
   private loops: Promise<void>[] = [];
   private wake: (() => void)[] = [];
+  /** The chunk writes of shards that keep up, one at a time (see the class comment). */
+  private paced: Promise<unknown> = Promise.resolve();
 
   private readonly stream: DeliverySource;
   private readonly catalog: Catalog;
@@ -157,6 +165,13 @@ export class Delivery {
     }
   }
 
+  /** Runs `task` after every paced task before it. */
+  private oneAtATime<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.paced.then(task);
+    this.paced = result.catch(() => undefined);
+    return result;
+  }
+
   /** Waits for `promise`, or for {@link stop}. */
   private async idle(promise: Promise<unknown>): Promise<void> {
     let wake: () => void = () => {};
@@ -189,13 +204,17 @@ export class Delivery {
         const columns = readJsonColumns(state.stream.fields, OFFSET_COLUMNS);
         source = `SELECT ${select} FROM read_json(${sqlString(staged)}, format = 'newline_delimited', columns = ${columns})`;
       }
-      const files = await this.writer.write({
-        prefix: `raw/${name}`,
-        stem: `${state.shard}-${firstSeq}-${lastSeq}`,
-        eventTime: state.stream.eventTime,
-        source,
-        parameters,
-      });
+      const write = () =>
+        this.writer.write({
+          prefix: `raw/${name}`,
+          stem: `${state.shard}-${firstSeq}-${lastSeq}`,
+          eventTime: state.stream.eventTime,
+          source,
+          parameters,
+        });
+      // The log's durable seq, answered at once.
+      const behind = (await this.stream.waitForAppend(name, state.shard, asSeq(lastSeq), 0)) - lastSeq >= this.config.delivery.maxRecords;
+      const files = behind ? await write() : await this.oneAtATime(write);
       await this.catalog.commitDelivery(name, state.shard, firstSeq, lastSeq, files);
       state.deliveredSeq = lastSeq;
       state.buffer = [];
