@@ -200,12 +200,12 @@ export interface SpeedViewStatus {
  * interval) and adopted at the next turn: the ranges it covers (lastSeq <= W') are dropped; a range W' cuts in
  * two is dropped and its uncovered part (W'+1 .. its lastSeq) recomputed from the log. State is disposable: at open it is rebuilt by replay from W.
  *
- * Micro-batches and version changes run one at a time (turns) on one connection. Within a turn, only the
- * changes a reader could see (a micro-batch's insert and commit with the ranges it adds, a fold, a version's
- * adoption) run as a critical section; parsing, cleaning and de-duplicating a micro-batch do not. A serving read
- * takes its snapshot between two critical sections, in a transaction on a connection of its own, so it sees one
- * version together with exactly the speed partials past that version's W, without waiting for a micro-batch to
- * be parsed (see withSnapshot).
+ * Micro-batches and version changes run one at a time (turns) on one connection, each in a transaction. Within
+ * a turn, only the commit, with the update of what describes the tables (ranges, seqs, the version and its W),
+ * runs as a critical section. Parsing, cleaning, de-duplicating, inserting, and an adoption's deletes and
+ * recomputes do not: readers do not see them before the commit. A serving read takes its snapshot between two
+ * critical sections, in a transaction on a connection of its own, so it sees one version together with exactly
+ * the speed partials past that version's W, without waiting for a micro-batch to be computed (see withSnapshot).
  */
 export class SpeedLayer {
   private queue: Promise<unknown> = Promise.resolve();
@@ -249,7 +249,7 @@ export class SpeedLayer {
   static async open(options: SpeedLayerOptions): Promise<SpeedLayer> {
     await rm(options.stagingDir, { recursive: true, force: true });
     await mkdir(options.stagingDir, { recursive: true });
-    const instance = await DuckDBInstance.create(':memory:', { threads: '2', ...encryptionSettings(options.keyring) });
+    const instance = await DuckDBInstance.create(':memory:', { threads: String(options.config.speed.threads), ...encryptionSettings(options.keyring) });
     const connection = await instance.connect();
     await connection.run(`SET TimeZone = 'UTC'`);
     const states = new Map<string, ViewState>();
@@ -687,28 +687,30 @@ export class SpeedLayer {
     const [shardColumn, firstColumn] = RANGE_COLUMNS;
     const condition = folds.map(({ shard, first, last }) => `(${shardColumn} = ${shard} AND ${firstColumn} BETWEEN ${first} AND ${last})`).join(' OR ');
     const folded = folds.map(({ shard, first, last }) => `(${shard}, ${first}, ${last})`).join(', ');
-    // The folding reads the tables only this turn changes, so it runs outside the critical section; the swap of
-    // the rows, with the ranges that describe them, inside.
+    // The folding and the swap of the rows run outside the critical section; their commit, with the ranges that
+    // describe the rows, inside.
     const temps = state.tables.map((_, i) => quoteIdent(`folded_${i}`));
     try {
       for (let i = 0; i < state.tables.length; i++) {
         const rows = `SELECT * EXCLUDE (${RANGE_COLUMNS.join(', ')}), ${shardColumn} AS "__shard" FROM ${state.tables[i]!} WHERE ${condition}`;
         await this.connection.run(`CREATE OR REPLACE TEMP TABLE ${temps[i]!} AS ${state.shardRelations[i]!.fold(rows)}`);
       }
-      await this.inCritical(async () => {
-        await this.inTransaction(async () => {
+      await this.commitChanges(
+        async () => {
           for (let i = 0; i < state.tables.length; i++) {
             await this.connection.run(`DELETE FROM ${state.tables[i]!} WHERE ${condition}`);
             await this.insertWithRanges(state.tables[i]!, `SELECT * FROM ${temps[i]!}`, folded);
           }
-        });
-        state.generation++;
-        for (const { shard, start, end, first, last } of folds) {
-          const ranges = state.ranges[shard]!;
-          state.ranges[shard] = [...ranges.slice(0, start), { first, last }, ...ranges.slice(end + 1)];
-          state.compacted++;
-        }
-      });
+        },
+        () => {
+          state.generation++;
+          for (const { shard, start, end, first, last } of folds) {
+            const ranges = state.ranges[shard]!;
+            state.ranges[shard] = [...ranges.slice(0, start), { first, last }, ...ranges.slice(end + 1)];
+            state.compacted++;
+          }
+        },
+      );
     } finally {
       for (const temp of temps) await this.connection.run(`DROP TABLE IF EXISTS ${temp}`).catch(() => undefined);
     }
@@ -770,35 +772,65 @@ export class SpeedLayer {
     for (const table of tables) await connection.run(`DROP TABLE IF EXISTS ${table}`).catch(() => undefined);
   }
 
-  /** Makes each view's newly loaded batch version the one its speed partials complement (in a turn). */
+  /**
+   * Makes each view's newly loaded batch version the one its speed partials complement (in a turn). Every change
+   * of the tables an adoption makes (the covered partials deleted, cut ranges recomputed, micro-batches redone
+   * for de-duplication) runs in one transaction beside the reads, which go on seeing the version before; only
+   * its commit, with the swap of the version, W and seqs that describe the tables, is a critical section.
+   */
   private async syncVersions(): Promise<void> {
-    if ([...this.states.values()].every((state) => state.loaded === null)) return;
-    await this.inCritical(() => this.adoptLoaded());
+    const adoptions = [...this.states.values()].flatMap((state) => (state.loaded === null ? [] : [{ state, loaded: state.loaded }]));
+    if (adoptions.length === 0) return;
+    // Adopting until the swap: a load meanwhile knows the version (see ensureLoaded).
+    for (const adoption of adoptions) {
+      adoption.state.loaded = null;
+      adoption.state.adopting = adoption.loaded;
+    }
+    const swaps: (() => void)[] = [];
+    const replaced = adoptions.flatMap(({ state }) => (state.version ? [state.version] : []));
+    try {
+      await this.commitChanges(
+        async () => {
+          for (const { state, loaded } of adoptions) swaps.push(await this.adopt(state, loaded));
+        },
+        () => {
+          for (const swap of swaps) swap();
+          for (const { state } of adoptions) state.adopting = null;
+        },
+      );
+    } catch (error) {
+      // Rolled back: the tables are as before, but what describes them (ranges, the copies de-duplication
+      // holds) may have moved on. State is disposable: it is rebuilt from the log past the version held.
+      for (const { state, loaded } of adoptions) {
+        state.adopting = null;
+        await this.dropTables(this.connection, [...loaded.partials, loaded.final]);
+        await this.reset(state);
+      }
+      throw error;
+    }
+    // Reads that took their snapshot before keep seeing the replaced versions' tables (MVCC); statements naming
+    // them belong to an older generation and go at the next read of the view.
+    for (const version of replaced) await this.dropTables(this.connection, [...version.partials, version.final]);
+    await this.checkpoint(new Set(adoptions.map(({ state }) => state.stream.name)));
   }
 
-  /** The adoptions of {@link syncVersions}, as one critical section. */
-  private async adoptLoaded(): Promise<void> {
-    const advanced = new Set<string>();
-    for (const state of this.states.values()) {
-      const loaded = state.loaded;
-      if (loaded === null) continue;
-      state.loaded = null;
-      state.adopting = loaded;
-      try {
-        await this.adopt(state, loaded);
-      } finally {
-        state.adopting = null;
-      }
-      advanced.add(state.stream.name);
-    }
-    if (advanced.size > 0) await this.checkpoint(advanced);
+  /** Drops every speed partial of the view, to be applied again from the log past its version's W. */
+  private async reset(state: ViewState): Promise<void> {
+    await this.inCritical(async () => {
+      for (const table of state.tables) await this.connection.run(`DELETE FROM ${table}`);
+      await state.dedupe?.clear();
+      state.ranges = state.ranges.map(() => []);
+      state.seq = [...state.watermark];
+      state.generation++;
+    });
   }
 
   /**
-   * Drops the partials a version covers. Per shard with W': ranges ending at or before W' go; a range W' cuts in
-   * two goes too and its uncovered part, W'+1 .. its end, is recomputed from the log.
+   * Drops the partials a version covers, in the caller's transaction. Per shard with W': ranges ending at or
+   * before W' go; a range W' cuts in two goes too and its uncovered part, W'+1 .. its end, is recomputed from the
+   * log. Answers the swap to run with the commit: the version, W and seqs that readers see.
    */
-  private async adopt(state: ViewState, loaded: LoadedVersion): Promise<void> {
+  private async adopt(state: ViewState, loaded: LoadedVersion): Promise<() => void> {
     const next = loaded.info.watermark[state.stream.name] ?? {};
     const nextW = state.watermark.map((_, shard) => next[String(shard)] ?? 0);
     // De-duplication first: which speed records must give way to copies the version now covers.
@@ -817,13 +849,14 @@ export class SpeedLayer {
     // recomputed in one micro-batch.
     const covered: string[] = [];
     const cuts: Segment[] = [];
+    const seq = [...state.seq];
     for (let shard = 0; shard < state.seq.length; shard++) {
       const w = next[String(shard)] ?? 0;
       if (w < state.watermark[shard]!) {
         // A version behind the one before (never published that way): rebuild the shard from its W.
         covered.push(`${RANGE_COLUMNS[0]} = ${shard}`);
         state.ranges[shard] = [];
-        state.seq[shard] = w;
+        seq[shard] = w;
         continue;
       }
       const ranges = state.ranges[shard]!;
@@ -833,15 +866,14 @@ export class SpeedLayer {
         state.ranges[shard] = ranges.filter((range) => range.first > w);
       }
       // The speed layer was behind the batch: it resumes after W'.
-      if (state.seq[shard]! < w) state.seq[shard] = w;
+      if (seq[shard]! < w) seq[shard] = w;
       if (cut !== null) cuts.push({ shard, from: w + 1, to: cut.last });
     }
     if (covered.length > 0) await this.deleteWhere(state, covered.join(' OR '));
     if (cuts.length > 0) {
-      await this.apply(state, cuts, true, true);
+      await this.apply(state, cuts, true);
       state.recomputed += cuts.length;
     }
-    state.watermark = nextW;
     // Micro-batches holding a record that must now give way are computed again (once each) with the new decisions.
     const redo = new Map<string, { shard: number; range: Range }>();
     for (const { shard, seq } of giveWay) {
@@ -852,27 +884,42 @@ export class SpeedLayer {
       const again = [...redo.values()];
       await this.deleteWhere(state, again.map(({ shard, range }) => `(${RANGE_COLUMNS[0]} = ${shard} AND ${RANGE_COLUMNS[1]} = ${range.first})`).join(' OR '));
       for (const { shard, range } of again) state.ranges[shard] = state.ranges[shard]!.filter((r) => r !== range);
-      await this.apply(state, again.map(({ shard, range }) => ({ shard, from: range.first, to: range.last })), true, true);
+      await this.apply(state, again.map(({ shard, range }) => ({ shard, from: range.first, to: range.last })), true);
       state.recomputed += again.length;
     }
-    const replaced = state.version;
-    state.version = loaded;
-    state.generation++;
-    // Reads that took their snapshot before keep seeing the replaced version's tables (MVCC); statements naming
-    // them belong to an older generation and go at the next read of the view.
-    if (replaced) await this.dropTables(this.connection, [...replaced.partials, replaced.final]);
+    return () => {
+      state.version = loaded;
+      state.watermark = nextW;
+      state.seq = seq;
+      state.generation++;
+    };
   }
 
-  /** Runs `task` in one transaction of the turns' connection: all of its changes, or none. */
-  private async inTransaction(task: () => Promise<void>): Promise<void> {
+  /**
+   * Makes `changes` in one transaction of the turns' connection (all of them, or none), and commits it together
+   * with `describe`, the update of the state that describes the tables, as one critical section. Readers see
+   * neither the changes before the commit (MVCC) nor the state before `describe`, so they wait only for the
+   * commit, never for the changes to be computed.
+   */
+  private async commitChanges(changes: () => Promise<void>, describe: () => void): Promise<void> {
     await this.connection.run('BEGIN TRANSACTION');
     try {
-      await task();
-      await this.connection.run('COMMIT');
+      await changes();
     } catch (error) {
       await this.connection.run('ROLLBACK');
       throw error;
     }
+    const commit = async () => {
+      try {
+        await this.connection.run('COMMIT');
+      } catch (error) {
+        // DuckDB has rolled back a transaction whose commit failed; this only makes sure none stays open.
+        await this.connection.run('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+      describe();
+    };
+    await this.inCritical(commit);
   }
 
   /**
@@ -889,7 +936,6 @@ export class SpeedLayer {
   }
 
   private async deleteWhere(state: ViewState, condition: string): Promise<void> {
-    state.generation++;
     for (const table of state.tables) await this.connection.run(`DELETE FROM ${table} WHERE ${condition}`);
   }
 
@@ -897,11 +943,11 @@ export class SpeedLayer {
    * Applies the partial plan to the records of each segment (`from`..`to` of a shard), every shard's next read
    * together in one micro-batch: parsed once, and each relation's partials computed by one statement grouped
    * by shard as well, so a step's cost does not grow with the shard count. Each partial row carries its own
-   * shard's range. `replace` for the recomputed part of a cut range (it lies before the ranges held, and does
-   * not move the shard's seq). Only the insert, with the ranges it adds, is a critical section (`inCritical`
-   * when the caller already runs in one, as an adoption does).
+   * shard's range. Only the insert's commit, with the ranges it adds, is a critical section. `replace` for a
+   * recomputed part of a range during an adoption: it lies before the ranges held, does not move the shard's
+   * seq, and is inserted in the adoption's transaction, to be committed with it.
    */
-  private async apply(state: ViewState, segments: readonly Segment[], replace = false, inCritical = false): Promise<void> {
+  private async apply(state: ViewState, segments: readonly Segment[], replace = false): Promise<void> {
     const name = state.stream.name;
     const next = segments.map((segment) => ({ ...segment, first: segment.from, recomputed: [] as Range[] }));
     for (;;) {
@@ -945,21 +991,24 @@ export class SpeedLayer {
         }
         const ranges = reads.map((read) => `(${read.segment.shard}, ${read.first}, ${read.last})`).join(', ');
         const insert = async () => {
-          await this.inTransaction(async () => {
-            for (let i = 0; i < state.relations.length; i++) await this.insertWithRanges(state.tables[i]!, state.shardRelations[i]!.sql(source), ranges);
-          });
-          state.generation++;
+          for (let i = 0; i < state.relations.length; i++) await this.insertWithRanges(state.tables[i]!, state.shardRelations[i]!.sql(source), ranges);
+        };
+        if (replace) {
+          await insert();
           for (const { segment, first, last } of reads) {
-            const { shard } = segment;
-            if (replace) segment.recomputed.push({ first, last });
-            else {
-              state.ranges[shard]!.push({ first, last });
-              state.seq[shard] = last;
-            }
+            segment.recomputed.push({ first, last });
             segment.first = last + 1;
           }
-        };
-        await (inCritical ? insert() : this.inCritical(insert));
+        } else {
+          await this.commitChanges(insert, () => {
+            state.generation++;
+            for (const { segment, first, last } of reads) {
+              state.ranges[segment.shard]!.push({ first, last });
+              state.seq[segment.shard] = last;
+              segment.first = last + 1;
+            }
+          });
+        }
       } finally {
         for (const table of ['micro_batch', 'micro_clean', 'micro_clean_ordered', 'micro_clean_losers']) await this.connection.run(`DROP TABLE IF EXISTS ${quoteIdent(table)}`).catch(() => undefined);
         if (staged !== null) await rm(staged, { force: true });

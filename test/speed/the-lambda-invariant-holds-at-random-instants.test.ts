@@ -40,6 +40,8 @@ interface Variant {
   readonly messy: boolean;
   /** A master key: the variant runs with encryption at rest on (log, lake, views, spill all encrypted). */
   readonly masterKey?: Buffer;
+  /** `speed.threads`: DuckDB runs a micro-batch's, a load's and a read's tasks on this many threads. */
+  readonly speedThreads?: number;
 }
 
 const VARIANTS: readonly Variant[] = [
@@ -55,6 +57,7 @@ const VARIANTS: readonly Variant[] = [
   },
   {
     name: 'with transforms',
+    speedThreads: 2,
     transform: {
       dedupe: { key: 'event_id', within: '24h' },
       required: ['user_id'],
@@ -222,7 +225,7 @@ describe.each(VARIANTS)(`the lambda invariant over $name (seed ${SEED}; STRATA_T
       const started = Date.now();
       dir = await tempDir();
       // Few micro-batches per shard before the oldest are folded into one, so folding happens all along too.
-      const base = clicksConfig({ delivery: { maxSeconds: 0.05 }, speed: { maxRangesPerShard: 3 }, views: { page_minute: variant.view } }, SHARDS);
+      const base = clicksConfig({ delivery: { maxSeconds: 0.05 }, speed: { maxRangesPerShard: 3, threads: variant.speedThreads ?? 1 }, views: { page_minute: variant.view } }, SHARDS);
       // page may be null: the view's WHERE filters those records out in every layer (or its default does).
       // user_id may be missing too, which the transform's `required` quarantines.
       const schema = { ...base.streams.clicks!.schema, page: 'string?', ...(variant.messy ? { user_id: 'string?' } : {}) };
