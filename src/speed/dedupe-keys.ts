@@ -150,8 +150,9 @@ export class DedupeKeys {
     if (!Number.isFinite(this.newest)) return;
     const horizon = this.newest - this.plan.withinMs - KEEP_BEHIND_MS;
     const horizonDay = dayOf(horizon);
-    // Whole days only, so that a day is either loaded whole or not at all.
-    await this.connection.run(`DELETE FROM ${this.table} WHERE "__covered" AND strftime("__ts", '%Y-%m-%d') < '${horizonDay}'`);
+    // Whole days only, so that a day is either loaded whole or not at all: copies before the horizon day's
+    // midnight (UTC, the connection's time zone), compared as timestamps rather than formatted row by row.
+    await this.connection.run(`DELETE FROM ${this.table} WHERE "__covered" AND "__ts" < CAST('${horizonDay}' AS TIMESTAMP)`);
     for (const day of this.loadedDays) if (day < horizonDay) this.loadedDays.delete(day);
   }
 
