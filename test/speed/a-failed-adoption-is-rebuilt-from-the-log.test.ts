@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Stream } from '../../src/stream/index.js';
 import { ingest } from '../batch/support.js';
-import { clicksConfig, removeDir, startInProcess, tempDir, type RunningStrata } from '../fixtures/strata.js';
+import { clicksConfig, removeDir, startInProcess, tempDir, waitForView, type RunningStrata } from '../fixtures/strata.js';
 
 const VIEW = `SELECT page, count(*) AS views, sum(amount) AS revenue FROM clicks GROUP BY page`;
 
@@ -27,15 +27,7 @@ describe('a failed adoption', () => {
     dir = await tempDir();
     // Chunks of 3 records on one shard: W = 9 after 10 records cuts the speed layer's one range 1..10 in two.
     server = await startInProcess(clicksConfig({ delivery: { maxRecords: 3, maxSeconds: 60 }, speed: { intervalMs: 50 }, views: { hits: VIEW } }, 1), dir);
-    const get = async (): Promise<Answer> => (await (await fetch(`${server.url}/v1/views/hits`)).json()) as Answer;
-    const waitFor = async (what: string, done: (answer: Answer) => boolean): Promise<Answer> => {
-      for (let i = 0; i < 400; i++) {
-        const answer = await get();
-        if (done(answer)) return answer;
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-      throw new Error(`timed out waiting for ${what}: ${JSON.stringify(await get())}`);
-    };
+    const waitFor = (what: string, done: (answer: Answer) => boolean) => waitForView<Answer>(server, 'hits', what, done);
     const events = Array.from({ length: 10 }, (_, i) => ({ event_id: `e${i}`, ts: '2026-11-25T10:00:00Z', user_id: `u${i}`, page: i < 4 ? '/a' : '/b', amount: i }));
     await ingest(server, events);
     await waitFor('the speed layer', (answer) => answer.provenance.speedSeq['0'] === '10');

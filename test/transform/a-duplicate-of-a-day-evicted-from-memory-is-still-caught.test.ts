@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { clicksConfig, removeDir, startInProcess, tempDir, waitForDelivery, type RunningStrata } from '../fixtures/strata.js';
+import { clicksConfig, getView, removeDir, startInProcess, tempDir, waitForDelivery, waitForView, type RunningStrata } from '../fixtures/strata.js';
 import { ingest } from '../batch/support.js';
 
 const VIEW = 'SELECT page, count(*) AS views FROM clicks GROUP BY page';
@@ -30,16 +30,9 @@ describe('de-duplication in the speed layer, across eviction', () => {
     const config = { ...base, streams: { clicks: { ...base.streams.clicks!, transform: { dedupe: { key: 'event_id', within: '1h' } } } } };
     server = await startInProcess(config, dir);
     const running = server;
-    const get = async (): Promise<Answer> => (await (await fetch(`${running.url}/v1/views/pages`)).json()) as Answer;
+    const get = () => getView<Answer>(running, 'pages');
     const views = (answer: Answer) => Object.fromEntries(answer.rows.map((row) => [row.page, Number(row.views)]));
-    const waitFor = async (what: string, done: (answer: Answer) => boolean): Promise<Answer> => {
-      for (let i = 0; i < 400; i++) {
-        const answer = await get();
-        if (done(answer)) return answer;
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-      throw new Error(`timed out waiting for ${what}: ${JSON.stringify(await get())}`);
-    };
+    const waitFor = (what: string, done: (answer: Answer) => boolean) => waitForView<Answer>(running, 'pages', what, done);
     const click = (id: string, ts: string, page: string) => ({ event_id: id, ts, user_id: 'u', page, amount: 1 });
     // Day D (evicted later), day D+2 (held: the horizon is a day past the window behind the newest, D+3 10:00).
     const first = [

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { shardForKey } from '../../src/stream/partition.js';
-import { clicksConfig, removeDir, startInProcess, tempDir, type RunningStrata } from '../fixtures/strata.js';
+import { clicksConfig, getView, removeDir, startInProcess, tempDir, waitForView, type RunningStrata } from '../fixtures/strata.js';
 import { ingest } from '../batch/support.js';
 
 const VIEW = 'SELECT page, count(*) AS views FROM clicks GROUP BY page';
@@ -32,15 +32,8 @@ describe('de-duplication across the layers', () => {
     const config = { ...base, streams: { clicks: { ...base.streams.clicks!, transform: { dedupe: { key: 'event_id', within: '1h' } } } } };
     server = await startInProcess(config, dir);
     const running = server;
-    const get = async (): Promise<Answer> => (await (await fetch(`${running.url}/v1/views/pages`)).json()) as Answer;
-    const waitFor = async (what: string, done: (answer: Answer) => boolean): Promise<Answer> => {
-      for (let i = 0; i < 400; i++) {
-        const answer = await get();
-        if (done(answer)) return answer;
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-      throw new Error(`timed out waiting for ${what}: ${JSON.stringify(await get())}`);
-    };
+    const get = () => getView<Answer>(running, 'pages');
+    const waitFor = (what: string, done: (answer: Answer) => boolean) => waitForView<Answer>(running, 'pages', what, done);
     const views = (answer: Answer) => Object.fromEntries(answer.rows.map((row) => [row.page, Number(row.views)]));
     const users = Array.from({ length: 50 }, (_, i) => `user${i}`);
     const late = users.find((user) => shardForKey(user, 2) === 0)!;
