@@ -66,8 +66,11 @@ export function compareRow(key: string, actual: Row | undefined, expected: Row, 
     }
   }
   const users = Number(expected.users);
-  // HyperLogLog, 2^12 registers: 1.6 % standard error; at these small counts linear counting is near exact.
-  if (Math.abs(Number(actual.users) - users) > Math.max(1, 0.1 * users)) problems.push(`${key}.users: ${String(actual.users)} vs ${users}`);
+  // HyperLogLog, 2^12 registers: 1.6 % standard error. At these small counts the estimate is linear counting,
+  // which counts occupied registers, so two users sharing a register count once: n users share about n²/8192
+  // pairs (17 users: two such pairs once in about 2,000 groups, as seed 1152539070 has). Up to 3 off is allowed,
+  // as the lambda invariant test allows.
+  if (Math.abs(Number(actual.users) - users) > Math.max(3, 0.1 * users)) problems.push(`${key}.users: ${String(actual.users)} vs ${users}`);
   const amounts = (expected.amounts as number[] | null) ?? [];
   if (amounts.length === 0) {
     if (actual.p95_amount !== null) problems.push(`${key}.p95_amount: ${String(actual.p95_amount)} for no amounts`);
