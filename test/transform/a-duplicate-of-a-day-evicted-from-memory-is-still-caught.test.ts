@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { clicksConfig, getView, removeDir, startInProcess, tempDir, waitForDelivery, waitForView, type RunningStrata } from '../fixtures/strata.js';
+import { getView, removeDir, startInProcess, tempDir, waitForDelivery, waitForView, type RunningStrata } from '../fixtures/strata.js';
 import { ingest } from '../batch/support.js';
+import { dedupedClicks } from './support.js';
 
 const VIEW = 'SELECT page, count(*) AS views FROM clicks GROUP BY page';
 
@@ -26,9 +27,7 @@ describe('de-duplication in the speed layer, across eviction', () => {
 
   it('catches a late duplicate of an evicted day (loaded again from the lake) and of a day still held', async () => {
     dir = await tempDir();
-    const base = clicksConfig({ delivery: { maxSeconds: 0.05 }, speed: { intervalMs: 50 }, views: { pages: VIEW } }, 1);
-    const config = { ...base, streams: { clicks: { ...base.streams.clicks!, transform: { dedupe: { key: 'event_id', within: '1h' } } } } };
-    server = await startInProcess(config, dir);
+    server = await startInProcess(dedupedClicks({ delivery: { maxSeconds: 0.05 }, speed: { intervalMs: 50 }, views: { pages: VIEW } }, 1, '1h'), dir);
     const running = server;
     const get = () => getView<Answer>(running, 'pages');
     const views = (answer: Answer) => Object.fromEntries(answer.rows.map((row) => [row.page, Number(row.views)]));

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { shardForKey } from '../../src/stream/partition.js';
-import { clicksConfig, getView, removeDir, startInProcess, tempDir, waitForView, type RunningStrata } from '../fixtures/strata.js';
+import { getView, removeDir, startInProcess, tempDir, waitForView, type RunningStrata } from '../fixtures/strata.js';
 import { ingest } from '../batch/support.js';
+import { dedupedClicks } from './support.js';
 
 const VIEW = 'SELECT page, count(*) AS views FROM clicks GROUP BY page';
 
@@ -28,9 +29,7 @@ describe('de-duplication across the layers', () => {
   it('drops a counted speed copy when a version covers an earlier copy of its key from another shard', async () => {
     dir = await tempDir();
     // Chunks of 2 records: the first copy's shard holds 1 record and stays undelivered; the other shard seals.
-    const base = clicksConfig({ delivery: { maxRecords: 2, maxSeconds: 60 }, speed: { intervalMs: 50 }, views: { pages: VIEW } }, 2);
-    const config = { ...base, streams: { clicks: { ...base.streams.clicks!, transform: { dedupe: { key: 'event_id', within: '1h' } } } } };
-    server = await startInProcess(config, dir);
+    server = await startInProcess(dedupedClicks({ delivery: { maxRecords: 2, maxSeconds: 60 }, speed: { intervalMs: 50 }, views: { pages: VIEW } }, 2, '1h'), dir);
     const running = server;
     const get = () => getView<Answer>(running, 'pages');
     const waitFor = (what: string, done: (answer: Answer) => boolean) => waitForView<Answer>(running, 'pages', what, done);

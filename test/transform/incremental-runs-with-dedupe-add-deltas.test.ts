@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { clicksConfig, independentQuery, removeDir, seededRandom, startInProcess, tempDir, waitForDelivery, type RunningStrata } from '../fixtures/strata.js';
+import { independentQuery, removeDir, seededRandom, startInProcess, tempDir, waitForDelivery, type RunningStrata } from '../fixtures/strata.js';
 import { ingest } from '../batch/support.js';
+import { dedupedClicks } from './support.js';
 
 const VIEW = 'SELECT page, count(*) AS views, sum(amount) AS revenue FROM clicks GROUP BY page';
 const DAYS = ['2026-11-20', '2026-11-21', '2026-11-22', '2026-11-23'];
@@ -24,11 +25,7 @@ describe('incremental batch runs with de-duplication', () => {
 
   it('add deltas for new records, recompute whole the partitions of displaced copies, and equal plain DuckDB after every run', async () => {
     dir = await tempDir();
-    const base = clicksConfig({ delivery: { maxSeconds: 0.05 }, views: { pages: VIEW } }, 3);
-    server = await startInProcess(
-      { ...base, streams: { clicks: { ...base.streams.clicks!, transform: { dedupe: { key: 'event_id', within: '24h' } } } } },
-      dir,
-    );
+    server = await startInProcess(dedupedClicks({ delivery: { maxSeconds: 0.05 }, views: { pages: VIEW } }, 3, '24h'), dir);
     const random = seededRandom(4242);
     const sent: Event[] = [];
     let next = 0;

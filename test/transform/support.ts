@@ -5,7 +5,7 @@ import { parseConfig, type ConfigInput, type StreamConfig, type TransformInput }
 import { OFFSET_COLUMNS, readJsonColumns } from '../../src/lake/index.js';
 import { compileTransform, type TransformPlan } from '../../src/transform/index.js';
 import { sqlString } from '../../src/util/duckdb.js';
-import { removeDir, tempDir } from '../fixtures/strata.js';
+import { clicksConfig, removeDir, tempDir } from '../fixtures/strata.js';
 
 /** The stream the transform tests clean: a clickstream with nullable and string fields to repair. */
 export const CLICKS_SCHEMA = {
@@ -21,6 +21,12 @@ export const CLICKS_SCHEMA = {
 
 export function clicksWith(transform: TransformInput, schema: Record<string, string> = CLICKS_SCHEMA): ConfigInput {
   return { streams: { clicks: { partitionKey: 'event_id', eventTime: 'ts', shards: 2, schema, transform } } };
+}
+
+/** The fixtures' clicks stream (clicksConfig) with one transform rule: de-duplication by event_id within `within`. */
+export function dedupedClicks(overrides: Partial<ConfigInput>, shards: number, within: string): ConfigInput {
+  const base = clicksConfig(overrides, shards);
+  return { ...base, streams: { clicks: { ...base.streams!.clicks!, transform: { dedupe: { key: 'event_id', within } } } } };
 }
 
 export function clicksStream(transform: TransformInput, schema?: Record<string, string>): StreamConfig {
