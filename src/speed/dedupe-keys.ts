@@ -48,9 +48,6 @@ export class DedupeKeys {
       `CREATE OR REPLACE TABLE ${quoteIdent(name)} AS SELECT ${keys}, ${quoteIdent(plan.eventTime)} AS "__ts", NULL::INTEGER AS "__shard",
          NULL::BIGINT AS "__seq", 0::BIGINT AS "__order", false AS "__covered" FROM (${source.emptySql}) WHERE false`,
     );
-    await connection.run(
-      `CREATE OR REPLACE TABLE ${quoteIdent(`${name}_pairs`)} ("__winner_shard" INTEGER, "__winner_seq" BIGINT, "__loser_shard" INTEGER, "__loser_seq" BIGINT)`,
-    );
     return new DedupeKeys(connection, name, plan, coveredDay);
   }
 
@@ -83,25 +80,15 @@ export class DedupeKeys {
     await this.connection.run(
       `INSERT INTO ${this.table} SELECT ${keys.join(', ')}, ${time}, "__shard", "__seq", "__order", false FROM ${ordered} WHERE NOT "__known"`,
     );
-    // The records that give way, found by a hash join on the key (the window and order are checked on the pairs),
-    // each with a copy it gives way to.
+    // The records that give way, found by a hash join on the key (the window and order are checked on the pairs).
     const same = keys.map((key) => `c.${key} = r.${key}`).join(' AND ');
     const losers = quoteIdent(`${micro}_losers`);
     await this.connection.run(
-      `CREATE OR REPLACE TEMP TABLE ${losers} AS
-         SELECT r."__shard", r."__seq", c."__shard" AS "__winner_shard", c."__seq" AS "__winner_seq", c."__covered" AS "__winner_covered"
-         FROM ${ordered} AS r JOIN ${this.table} AS c ON ${same}
+      `CREATE OR REPLACE TEMP TABLE ${losers} AS SELECT DISTINCT r."__shard", r."__seq" FROM ${ordered} AS r JOIN ${this.table} AS c ON ${same}
          WHERE r.${time} IS NOT NULL AND c."__ts" IS NOT NULL
            AND abs(epoch_us(c."__ts") - epoch_us(r.${time})) < ${Math.round(this.plan.withinMs * 1000)}
            AND NOT (c."__shard" IS NOT DISTINCT FROM r."__shard" AND c."__seq" IS NOT DISTINCT FROM r."__seq")
            AND (c."__covered" OR c."__order" < r."__order")`,
-    );
-    // A record giving way to a speed copy may have to be counted after all, should a version cover it but not
-    // that copy: the pair is kept for cover (a micro-batch computed again finds its pairs again).
-    await this.connection.run(
-      `INSERT INTO ${this.pairs} SELECT DISTINCT "__winner_shard", "__winner_seq", "__shard", "__seq" FROM ${losers} AS l
-         WHERE NOT "__winner_covered" AND NOT EXISTS (SELECT 1 FROM ${this.pairs} AS p
-           WHERE p."__winner_shard" = l."__winner_shard" AND p."__winner_seq" = l."__winner_seq" AND p."__loser_shard" = l."__shard" AND p."__loser_seq" = l."__seq")`,
     );
     return `SELECT * EXCLUDE ("__order", "__known") FROM ${ordered} AS r
       WHERE NOT EXISTS (SELECT 1 FROM ${losers} AS l WHERE l."__shard" = r."__shard" AND l."__seq" = r."__seq")`;
@@ -111,22 +98,20 @@ export class DedupeKeys {
    * A new batch version covers the records at or below `watermark` (per shard). Answers the speed records
    * (shard, seq) past it whose decision may change: a copy now covered arrived after them, so they were kept
    * and must now give way.
-   *
-   * Such a copy gave way to them when it arrived (keep recorded the pair), so the answer comes from the pairs,
-   * not from a join of every copy held with every copy covered (at 600k copies, 180 ms of an adoption).
    */
   async cover(watermark: readonly number[]): Promise<{ shard: number; seq: number }[]> {
     // Each row against its own shard's W, picked from a list by shard: one comparison per row instead of an OR
     // over every shard (600k copies of 4 shards: 18 ms to 4 ms). Copies without a shard (imported) are covered.
-    const coveredBy = (shard: string, seq: string) => `(${shard} IS NULL OR ${seq} <= ([${watermark.join(', ')}]::BIGINT[])[${shard} + 1])`;
-    const winnerCovered = coveredBy('"__winner_shard"', '"__winner_seq"');
-    const loserCovered = coveredBy('"__loser_shard"', '"__loser_seq"');
+    const covered = `"__seq" <= ([${watermark.join(', ')}]::BIGINT[])["__shard" + 1]`;
+    const fresh = quoteIdent(`${this.name}_newly_covered`);
+    await this.connection.run(`CREATE OR REPLACE TEMP TABLE ${fresh} AS SELECT * FROM ${this.table} WHERE NOT "__covered" AND (${covered})`);
+    await this.connection.run(`UPDATE ${this.table} SET "__covered" = true WHERE NOT "__covered" AND (${covered})`);
+    const same = this.plan.keys.map(quoteIdent).map((key) => `c.${key} = r.${key}`).join(' AND ');
     const reader = await this.connection.runAndReadAll(
-      `SELECT DISTINCT "__winner_shard" AS shard, "__winner_seq" AS seq FROM ${this.pairs} WHERE ${loserCovered} AND NOT ${winnerCovered}`,
+      `SELECT DISTINCT r."__shard" AS shard, r."__seq" AS seq FROM ${this.table} AS r JOIN ${fresh} AS c ON ${same}
+         WHERE NOT r."__covered" AND c."__order" > r."__order" AND abs(epoch_us(c."__ts") - epoch_us(r."__ts")) < ${Math.round(this.plan.withinMs * 1000)}`,
     );
-    // A pair with a covered side decides nothing more: the batch holds the copy that gave way, or the one it gave way to.
-    await this.connection.run(`DELETE FROM ${this.pairs} WHERE ${loserCovered} OR ${winnerCovered}`);
-    await this.connection.run(`UPDATE ${this.table} SET "__covered" = true WHERE NOT "__covered" AND ${coveredBy('"__shard"', '"__seq"')}`);
+    await this.connection.run(`DROP TABLE IF EXISTS ${fresh}`);
     await this.evict();
     return reader.getRowObjects().map((row) => ({ shard: Number(row.shard), seq: Number(row.seq) }));
   }
@@ -143,7 +128,6 @@ export class DedupeKeys {
   /** Forgets everything: the speed layer replays from W. */
   async clear(): Promise<void> {
     await this.connection.run(`DELETE FROM ${this.table}`);
-    await this.connection.run(`DELETE FROM ${this.pairs}`);
     this.loadedDays.clear();
   }
 
@@ -174,17 +158,12 @@ export class DedupeKeys {
     for (const day of this.loadedDays) if (day < horizonDay) this.loadedDays.delete(day);
   }
 
-  /** The tables it holds (the copies and their pairs), quoted: memory figures are per table. */
-  get tableNames(): string[] {
-    return [this.table, this.pairs];
+  /** The table of the copies held, quoted (memory figures are per table). */
+  get tableName(): string {
+    return this.table;
   }
 
   private get table(): string {
     return quoteIdent(this.name);
-  }
-
-  /** The pairs of speed copies (one gave way to the other) that a version covering one but not the other changes. */
-  private get pairs(): string {
-    return quoteIdent(`${this.name}_pairs`);
   }
 }

@@ -1069,7 +1069,7 @@ export class SpeedLayer {
         (await connection.runAndReadAll(`SELECT count(*)::DOUBLE AS n FROM (SELECT DISTINCT ${keys.length > 0 ? keys.join(', ') : '1'} FROM ${state.tables[0]!})`)).getRowObjects()[0]!
           .n,
       );
-      const speedBytes = bytesOf([...state.tables, ...(state.dedupe?.tableNames ?? [])]);
+      const speedBytes = bytesOf([...state.tables, ...(state.dedupe ? [state.dedupe.tableName] : [])]);
       const batch = state.version;
       state.memory = {
         speedGroupKeys,
