@@ -228,7 +228,8 @@ export function duplicateRowsSql(keys: readonly string[], eventTime: string, wit
  * De-duplication of new records against the records a view version already counted, for an incremental run that
  * adds the new ones as deltas. `fresh` holds the new clean records (with `identity`), `counted` the counted clean
  * records where copies of them may lie (the partitions up to the window around theirs; null for none); both need
- * the keys, the event time, the offsets and `partition`. One row per new record: its `identity`, `__duplicate`
+ * the keys, the event time, the offsets and `partition`. One row per new record with another copy, new or counted
+ * (a record without one is kept and displaces nothing, so it is left out): its `identity`, `__duplicate`
  * (the window leaves it out, exactly as {@link dedupeSql} over all the records would, since a record's fate
  * depends only on the time of the copy before it) and `__displaced` (the `partition` of the counted copy it turns
  * into a duplicate, by landing within the window before one that was kept; else NULL). A delta cannot take a
@@ -259,11 +260,17 @@ export function newCopiesSql(
   const next = (what: string) => quoteIdent(`${INTERNAL}next_${what}`);
   const order = dedupeOrder(eventTime);
   const windowMicros = Math.round(withinMs * 1000);
+  // Only the keys held more than once among the new records, or also among the counted ones, go through the
+  // windows: most new records have no copy (1 % new data over 10M events: the judging 155 → 100 ms).
+  const countedCopies =
+    counted === null
+      ? null
+      : `SELECT ${offsets}, false AS ${isNew} FROM (${counted}) AS counted SEMI JOIN (SELECT DISTINCT ${keyList} FROM fresh) AS fresh_keys USING (${keyList})`;
+  const copiedKeys =
+    `SELECT ${keyList} FROM fresh GROUP BY ALL HAVING count(*) > 1` + (countedCopies === null ? '' : ` UNION SELECT ${keyList} FROM counted_copies`);
   const copies =
-    `SELECT *, true AS ${isNew} FROM fresh` +
-    (counted === null
-      ? ''
-      : ` UNION ALL BY NAME SELECT ${offsets}, false AS ${isNew} FROM (${counted}) AS counted SEMI JOIN (SELECT DISTINCT ${keyList} FROM fresh) AS fresh_keys USING (${keyList})`);
+    `SELECT *, true AS ${isNew} FROM fresh SEMI JOIN (${copiedKeys}) AS copied USING (${keyList})` +
+    (countedCopies === null ? '' : ` UNION ALL BY NAME SELECT * FROM counted_copies`);
   // Whether each counted copy was kept among the counted ones alone (its predecessor among them, by the same rule).
   const counting = `lag(${time}) OVER (PARTITION BY ${keyList}, ${isNew} ORDER BY ${order})`;
   const judged = `SELECT *, CASE WHEN NOT ${isNew} THEN ${keptSql(keys, eventTime, counting, windowMicros)} END AS ${wasKept} FROM (${copies}) AS copies`;
@@ -276,7 +283,8 @@ export function newCopiesSql(
     `${time} IS NOT NULL AND ${next('new')} IS FALSE AND ${next('was_kept')} IS TRUE AND ` +
     `epoch_us(${next('time')}) - epoch_us(${time}) < ${windowMicros}`;
   return (
-    `WITH fresh AS MATERIALIZED (SELECT ${carried} FROM (${fresh}) AS fresh) ` +
+    `WITH fresh AS MATERIALIZED (SELECT ${carried} FROM (${fresh}) AS fresh)` +
+    (countedCopies === null ? ' ' : `, counted_copies AS MATERIALIZED (${countedCopies}) `) +
     `SELECT ${ids}, (${keptSql(keys, eventTime, previous, windowMicros)}) IS NOT TRUE AS __duplicate, ` +
     `CASE WHEN ${displaces} THEN ${next('partition')} END AS __displaced ` +
     `FROM (${windowed}) AS windowed WHERE ${isNew}`
