@@ -161,9 +161,9 @@ const benchmark: Benchmark = {
         spillDir: join(dir, 'spill-transforms'),
       });
       // The first run cleans every raw chunk into clean chunks (once per rules version, as after a rules change);
-      // later runs read those: a from-scratch run again (as after a view change), then an incremental one.
+      // later runs read those: two from-scratch runs again (as after a view change), then an incremental one.
       let fromScratchTransforms: number;
-      let reusedTransforms: number;
+      let reusedTransformsRuns: number[];
       let incrementalTransforms: number;
       try {
         const runOrThrow = async (fromScratch: boolean) => {
@@ -171,7 +171,8 @@ const benchmark: Benchmark = {
           if (run.state !== 'succeeded') throw new Error(`batch run with transforms failed: ${run.error}`);
         };
         fromScratchTransforms = await timed(() => runOrThrow(true));
-        reusedTransforms = await timed(() => runOrThrow(true));
+        // The better of two, as the plain from-scratch figure it is compared with.
+        reusedTransformsRuns = [await timed(() => runOrThrow(true)), await timed(() => runOrThrow(true))];
         await writeChunk(Math.max(1, Math.floor(events / 100)), 3);
         incrementalTransforms = await timed(() => runOrThrow(false));
       } finally {
@@ -223,7 +224,8 @@ const benchmark: Benchmark = {
       const cost = (ms: number, base: number) => `${(((ms - base) / base) * 100).toFixed(1)} %`;
       console.log(`  with transforms (dedupe, required, standardize, map, derive; target: cost < 25 %):`);
       console.log(`    from scratch, cleaning every raw chunk (once per rules version) ${s(fromScratchTransforms)}, cost ${cost(fromScratchTransforms, fromScratch)}`);
-      console.log(`    from scratch over the clean chunks (after a view change)        ${s(reusedTransforms)}, cost ${cost(reusedTransforms, fromScratch)}`);
+      const reusedTransforms = Math.min(...reusedTransformsRuns);
+      console.log(`    from scratch over the clean chunks (after a view change), better of two ${both(reusedTransformsRuns)}, cost ${cost(reusedTransforms, fromScratch)}`);
       console.log(`    incremental after 1 % new data (cleans the new chunk)           ${s(incrementalTransforms)}, cost ${cost(incrementalTransforms, incremental)}`);
       console.log(`  from-scratch run, encryption at rest off            ${s(fromScratch)}`);
       console.log(`  from-scratch run, encryption at rest on (key per day partition) ${both(fromScratchEncryptedRuns)}`);
