@@ -34,7 +34,7 @@ const MEMORY_EVERY_MS = 5000;
 /** Weight of the past in the moving average of step durations (see schedule). */
 const STEP_ESTIMATE_DECAY = 0.8;
 
-/** An adoption rebuilds a speed table it leaves with at most 1/N of the rows it deleted (see dropCovered). */
+/** An adoption rebuilds a speed table it leaves with at most 1/N of the rows it deleted (see deleteWhere). */
 const REBUILD_WHEN_LEFT_BELOW = 16;
 
 /** Most records one micro-batch of one shard reads. */
@@ -874,7 +874,7 @@ export class SpeedLayer {
       if (cut !== null) cuts.push({ shard, from: w + 1, to: cut.last });
     }
     if (deleteUpTo.some((bound) => bound > 0)) {
-      await this.dropCovered(state, `${RANGE_COLUMNS[1]} <= ([${deleteUpTo.join(', ')}]::BIGINT[])[${RANGE_COLUMNS[0]} + 1]`);
+      await this.deleteWhere(state, `${RANGE_COLUMNS[1]} <= ([${deleteUpTo.join(', ')}]::BIGINT[])[${RANGE_COLUMNS[0]} + 1]`);
     }
     if (cuts.length > 0) {
       await this.apply(state, cuts, true);
@@ -941,20 +941,17 @@ export class SpeedLayer {
     );
   }
 
-  private async deleteWhere(state: ViewState, condition: string): Promise<void> {
-    for (const table of state.tables) await this.connection.run(`DELETE FROM ${table} WHERE ${condition}`);
-  }
-
   /**
-   * Deletes the partials a version covers, in the adoption's transaction, and rebuilds each table it all but
-   * empties. DuckDB estimates a table's rows from its row groups and forgets deleted rows only once a later write
-   * commits with no read older than the delete still open. So after an adoption that overlapped a read, a stream
+   * Deletes the partial rows matching `condition` from every speed table, in the adoption's transaction, and
+   * rebuilds each table it all but empties (as dropping the partials a version covers does on a quiet stream).
+   * DuckDB estimates a table's rows from its row groups and forgets deleted rows only once a later write commits
+   * with no read older than the delete still open. So after an adoption that overlapped a read, a stream
    * gone quiet kept its speed tables' pre-adoption estimate (a million rows where none were left), and the merge
    * built its hash joins on the batch partials instead: a group-by over a million keys went from 15 to 340 ms,
    * until the next micro-batch. A rebuilt table has its exact count at once; readers of older snapshots keep
    * reading the table they started with (DuckDB's catalog is transactional too).
    */
-  private async dropCovered(state: ViewState, condition: string): Promise<void> {
+  private async deleteWhere(state: ViewState, condition: string): Promise<void> {
     for (const table of state.tables) {
       const deleted = Number((await this.connection.runAndReadAll(`DELETE FROM ${table} WHERE ${condition}`)).getRows()[0]?.[0] ?? 0);
       if (deleted === 0) continue;
