@@ -17,6 +17,7 @@ import { FileSchemas } from '../sql/file-schemas.js';
 import { viewQuery } from '../sql/lake-views.js';
 import type { RecordSource } from '../transform/index.js';
 import { DedupeKeys } from './dedupe-keys.js';
+import { StepEstimate } from './step-estimate.js';
 import { mergeSql, type PartialRelations, type ViewDefinition } from '../views/index.js';
 
 /** The log consumer the speed layer checkpoints under: retention keeps every record no batch version covers. */
@@ -30,9 +31,6 @@ const PREPARED_KEPT = 64;
 
 /** How often the views' memory is measured for `strata status`. */
 const MEMORY_EVERY_MS = 5000;
-
-/** Weight of the past in the moving average of step durations (see schedule). */
-const STEP_ESTIMATE_DECAY = 0.8;
 
 /** An adoption rebuilds a speed table it leaves with at most 1/N of the rows it deleted (see deleteWhere). */
 const REBUILD_WHEN_LEFT_BELOW = 16;
@@ -221,7 +219,7 @@ export class SpeedLayer {
   private tick: Promise<void> = Promise.resolve();
   private staged = 0;
   /** How long a step takes, from its timer to its end (see schedule). */
-  private stepEstimateMs = 0;
+  private readonly stepEstimate = new StepEstimate();
   private memoryMeasuredAt = 0;
   /** The memory measure under way, if any (see measureMemory). */
   private measuring: Promise<void> | null = null;
@@ -613,14 +611,14 @@ export class SpeedLayer {
 
   /**
    * Schedules the next step so that a record arriving just after a step read the log is visible within
-   * `speed.intervalMs`: the next step reads the log that long after, less the time steps take (the slower of
-   * the last one and a moving average, from the timer to the step's end, its wait for reads included). So the
+   * `speed.intervalMs`: the next step reads the log that long after, less the time steps take (from the timer
+   * to the step's end, its wait for reads included), estimated to cover the slower steps (StepEstimate). So the
    * interval bounds arrival → visible rather than arrival → the next read; a step that overruns is followed at
    * once.
    */
   private schedule(lastRead = Date.now()): void {
     if (this.closed) return;
-    const delay = Math.max(0, lastRead + this.options.config.speed.intervalMs - this.stepEstimateMs - Date.now());
+    const delay = Math.max(0, lastRead + this.options.config.speed.intervalMs - this.stepEstimate.ms - Date.now());
     this.timer = setTimeout(() => {
       const fired = Date.now();
       let read = fired;
@@ -644,8 +642,7 @@ export class SpeedLayer {
       })
         .catch(report)
         .finally(() => {
-          const took = Date.now() - fired;
-          this.stepEstimateMs = Math.max(took, STEP_ESTIMATE_DECAY * this.stepEstimateMs + (1 - STEP_ESTIMATE_DECAY) * took);
+          this.stepEstimate.observe(Date.now() - fired);
           this.schedule(read);
         });
     }, delay);
