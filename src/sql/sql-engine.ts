@@ -419,16 +419,18 @@ async function* readBatches(
 }
 
 /**
- * One query's connection, its deadline and its cancellation. Every DuckDB call of the query goes through
+ * One query's connection, its deadline and its cancellation (exported for its tests). Every DuckDB call of the query goes through
  * {@link step}, so that a stop (timeout, abort, engine closing) interrupts the call in flight and turns its
  * outcome into the stop's error. A streamed result interrupted between two fetches just ends (its next fetch
  * answers no rows); checking our own flag after each call is what makes such an answer fail instead of
  * looking complete. The connection is closed only when no call is in flight on it.
  */
-class QueryRun {
+export class QueryRun {
   private connection: DuckDBConnection | null = null;
   /** A DuckDB call (or the connect) is in flight. */
   private busy = false;
+  /** Interrupts the call in flight again and again, from a stop until the call returns (see interrupt). */
+  private interrupter: NodeJS.Timeout | null = null;
   private failure: Error | null = null;
   /** The run is over: its slot is free, its connection closes as soon as no call is in flight. */
   private closed = false;
@@ -469,6 +471,8 @@ class QueryRun {
       throw this.failure ?? classify(error);
     } finally {
       this.busy = false;
+      if (this.interrupter) clearInterval(this.interrupter);
+      this.interrupter = null;
       if (this.closed) this.release();
       else if (this.failure) this.close();
     }
@@ -478,7 +482,7 @@ class QueryRun {
   stop(reason: Error | null): void {
     if (this.closed) return;
     this.failure ??= reason ?? new Error('the query was closed');
-    if (this.busy) this.connection?.interrupt();
+    if (this.busy) this.interrupt();
     else this.close();
   }
 
@@ -490,8 +494,18 @@ class QueryRun {
     if (this.onAbort) this.signal?.removeEventListener('abort', this.onAbort);
     this.onClose();
     // A connection is never closed under a call in flight: step() releases it when its call returns.
-    if (this.busy) this.connection?.interrupt();
+    if (this.busy) this.interrupt();
     else this.release();
+  }
+
+  /**
+   * Interrupts the call in flight, and again every REINTERRUPT_MS until it returns: DuckDB interrupts only a
+   * call it is running, and a call still waiting for a libuv pool thread (all of them busy) when the stop came
+   * would otherwise run to its end, holding its query slot (seen once: a cancelled query's slot taken past 10 s).
+   */
+  private interrupt(): void {
+    this.connection?.interrupt();
+    this.interrupter ??= setInterval(() => this.connection?.interrupt(), REINTERRUPT_MS).unref();
   }
 
   private release(): void {
@@ -501,6 +515,9 @@ class QueryRun {
     this.resolveDone();
   }
 }
+
+/** How often a stopped query's call in flight is interrupted again (see QueryRun.interrupt). */
+const REINTERRUPT_MS = 20;
 
 function timeoutMessage(timeoutMs: number): string {
   const limit = timeoutMs % 1000 === 0 ? `${timeoutMs / 1000} s` : `${timeoutMs} ms`;

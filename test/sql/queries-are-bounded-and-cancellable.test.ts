@@ -2,7 +2,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SqliteCatalog } from '../../src/catalog/index.js';
 import { OverloadedError, QueryTimeoutError } from '../../src/errors.js';
 import type { LocalObjectStore } from '../../src/lake/index.js';
+import { pbkdf2 } from 'node:crypto';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { SqlEngine, type SqlEngineOptions } from '../../src/sql/index.js';
+import { QueryRun } from '../../src/sql/sql-engine.js';
 import { CLICK_FIELDS, clickRows, openLake, writeParquet } from '../fixtures/lake.js';
 import { removeDir, tempDir } from '../fixtures/strata.js';
 
@@ -69,6 +72,30 @@ describe('SQL queries are bounded in time and can be cancelled', () => {
     controller.abort(new Error('the client went away'));
     await expect(running).rejects.toThrow('the client went away');
     expect((await sql.queryAll('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
+  });
+
+  it('cancels a query whose DuckDB call was still waiting for a pool thread when its signal aborted', async () => {
+    // DuckDB interrupts only a call it is running: one queued behind busy libuv threads missed the interrupt and
+    // ran to its end. Here every pool thread is busy hashing when the call is made and when the signal aborts.
+    const instance = await DuckDBInstance.create(':memory:', { threads: '1' });
+    const controller = new AbortController();
+    const run = new QueryRun(60_000, controller.signal, () => undefined);
+    try {
+      const connection = await run.connect(instance);
+      const poolThreads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+      const hashing = Array.from(
+        { length: 2 * poolThreads },
+        () => new Promise((resolve, reject) => pbkdf2('password', 'salt', 200_000, 32, 'sha256', (error, key) => (error ? reject(error) : resolve(key)))),
+      );
+      const running = run.step(() => connection.run(SLOW));
+      controller.abort(new Error('the client went away'));
+      await expect(running).rejects.toThrow('the client went away');
+      await Promise.all(hashing);
+      await run.done;
+    } finally {
+      run.close();
+      instance.closeSync();
+    }
   });
 
   it('runs queries side by side, and a view refresh leaves a running query whole', async () => {
