@@ -419,11 +419,11 @@ async function* readBatches(
 }
 
 /**
- * One query's connection, its deadline and its cancellation (exported for its tests). Every DuckDB call of the query goes through
- * {@link step}, so that a stop (timeout, abort, engine closing) interrupts the call in flight and turns its
- * outcome into the stop's error. A streamed result interrupted between two fetches just ends (its next fetch
- * answers no rows); checking our own flag after each call is what makes such an answer fail instead of
- * looking complete. The connection is closed only when no call is in flight on it.
+ * One query's connection, its deadline and its cancellation (exported for its tests). Every DuckDB call of the
+ * query goes through {@link step}, so that a stop (timeout, abort, engine closing) interrupts the call in flight
+ * and turns its outcome into the stop's error. A streamed result interrupted between two fetches just ends (its
+ * next fetch answers no rows); checking our own flag after each call is what makes such an answer fail instead
+ * of looking complete. The connection is closed only when no call is in flight on it.
  */
 export class QueryRun {
   private connection: DuckDBConnection | null = null;
