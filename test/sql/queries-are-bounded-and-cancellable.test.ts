@@ -1,9 +1,9 @@
+import { pbkdf2 } from 'node:crypto';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SqliteCatalog } from '../../src/catalog/index.js';
 import { OverloadedError, QueryTimeoutError } from '../../src/errors.js';
 import type { LocalObjectStore } from '../../src/lake/index.js';
-import { pbkdf2 } from 'node:crypto';
-import { DuckDBInstance } from '@duckdb/node-api';
 import { SqlEngine, type SqlEngineOptions } from '../../src/sql/index.js';
 import { QueryRun } from '../../src/sql/sql-engine.js';
 import { CLICK_FIELDS, clickRows, openLake, writeParquet } from '../fixtures/lake.js';
