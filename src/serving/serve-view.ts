@@ -140,7 +140,7 @@ export async function serveView(speed: SpeedLayer, name: string, request: ViewRe
       scalar: map(relations.scalar),
       sketches: Object.fromEntries(Object.entries(relations.sketches).map(([measure, sql]) => [measure, map(sql)])),
     });
-    // Every statement runs prepared (cached per view generation), with the filter values bound.
+    // Every statement runs prepared (kept per view version and size of the speed layer), with the filter values bound.
     const run = async (sql: string) => {
       try {
         const prepared = await snapshot.prepare(sql);

@@ -809,7 +809,7 @@ export class SpeedLayer {
       throw error;
     }
     // Reads that took their snapshot before keep seeing the replaced versions' tables (MVCC); statements naming
-    // them belong to an older generation and go at the next read of the view.
+    // them belong to another plan class (see planClass) and go at the next read of the view.
     for (const version of replaced) await this.dropTables(this.connection, [...version.partials, version.final]);
     await this.checkpoint(new Set(adoptions.map(({ state }) => state.stream.name)));
   }
