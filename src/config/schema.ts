@@ -105,9 +105,10 @@ const speedSchema = z.strictObject({
   /** The speed layer's micro-batch interval: new records become visible in the merged views within about this. */
   intervalMs: z.number().int().min(10).max(60_000).default(200),
   /**
-   * Micro-batches held per shard before the oldest are folded into one range (their partial rows merged in
-   * memory), so that a long wait for the next batch run does not pile up partial rows per micro-batch. At a step
-   * every 100-150 ms under load, 128 is 13-19 s of micro-batches: a batch run every few seconds rarely needs a fold.
+   * Micro-batches held per shard before runs of the oldest small ones are folded into one range each (their partial
+   * rows merged in memory, beside the micro-batches), down to half as many, so that a long wait for the next batch
+   * run does not pile up partial rows per micro-batch. At a step every 100-150 ms under load, 128 is 13-19 s of
+   * micro-batches: a batch run every few seconds rarely needs a fold.
    */
   maxRangesPerShard: z.number().int().min(2).max(100_000).default(128),
   /**

@@ -17,6 +17,7 @@ import { FileSchemas } from '../sql/file-schemas.js';
 import { viewQuery } from '../sql/lake-views.js';
 import type { RecordSource } from '../transform/index.js';
 import { DedupeKeys } from './dedupe-keys.js';
+import { planRangeFolds } from './range-folds.js';
 import { StepEstimate } from './step-estimate.js';
 import { mergeSql, type PartialRelations, type ViewDefinition } from '../views/index.js';
 
@@ -223,6 +224,8 @@ export class SpeedLayer {
   private memoryMeasuredAt = 0;
   /** The memory measure under way, if any (see measureMemory). */
   private measuring: Promise<void> | null = null;
+  /** The fold of old micro-batches under way beside the steps, if any (see compact). */
+  private compacting: Promise<void> | null = null;
   /**
    * By view, plan class (see planClass) and SQL text; a Map iterates in insertion order, so re-inserting on use
    * keeps it least recently used first.
@@ -242,6 +245,8 @@ export class SpeedLayer {
     private readonly loader: DuckDBConnection,
     /** Serving reads, each in a transaction of its own, beside the micro-batches (see withSnapshot). */
     private readonly reader: DuckDBConnection,
+    /** Folds old micro-batches beside the micro-batches (see compact). */
+    private readonly folder: DuckDBConnection,
     private readonly states: ReadonlyMap<string, ViewState>,
   ) {
     this.keys = new ParquetKeys(options.keyring ?? null);
@@ -295,7 +300,8 @@ export class SpeedLayer {
     const loader = await instance.connect();
     const reader = await instance.connect();
     await reader.run(`SET TimeZone = 'UTC'`);
-    const layer = new SpeedLayer(options, instance, connection, loader, reader, states);
+    const folder = await instance.connect();
+    const layer = new SpeedLayer(options, instance, connection, loader, reader, folder, states);
     try {
       for (const state of states.values()) {
         const source = options.sources.get(state.stream.name)!;
@@ -308,6 +314,7 @@ export class SpeedLayer {
         await layer.checkpoint(null);
       });
     } catch (error) {
+      folder.closeSync();
       reader.closeSync();
       loader.closeSync();
       connection.closeSync();
@@ -577,12 +584,14 @@ export class SpeedLayer {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     await this.tick;
+    await this.compacting;
     await this.measuring;
     for (const state of this.states.values()) await state.loading?.catch(() => undefined);
     await this.exclusive(async () => undefined);
     await this.reads;
     for (const statement of this.prepared.values()) statement.destroySync();
     this.prepared.clear();
+    this.folder.closeSync();
     this.reader.closeSync();
     this.loader.closeSync();
     this.connection.closeSync();
@@ -662,58 +671,85 @@ export class SpeedLayer {
         if (last >= from) segments.push({ shard, from, to: Math.min(last, from + MICRO_BATCH_RECORDS - 1) });
       }
       if (segments.length > 0) await this.apply(state, segments);
-      await this.compact(state);
     }
+    this.startCompaction();
+  }
+
+  /** Starts folding the views whose shards hold too many micro-batches (see compact), unless a fold is under way. */
+  private startCompaction(): void {
+    if (this.compacting !== null || this.closed) return;
+    const { maxRangesPerShard } = this.options.config.speed;
+    const due = [...this.states.values()].filter((state) => state.ranges.some((ranges) => planRangeFolds(ranges, maxRangesPerShard, MICRO_BATCH_RECORDS).length > 0));
+    if (due.length === 0) return;
+    this.compacting = (async () => {
+      for (const state of due) await this.compact(state);
+    })()
+      .catch((error: unknown) => this.options.log?.(`speed layer: folding micro-batches: ${(error as Error).message}`))
+      .finally(() => {
+        this.compacting = null;
+      });
   }
 
   /**
-   * Past `speed.maxRangesPerShard` micro-batches in a shard, folds its oldest run of adjacent ones that together
-   * hold at most one micro-batch's worth of records into one range: their partial rows merged into one per group
-   * (foldPartialSql), in memory, without reading the log again; every shard due at once, in one statement per
-   * relation. The bound keeps what a later W cutting the folded range recomputes from the log to one
-   * micro-batch, as for any range.
+   * Past `speed.maxRangesPerShard` micro-batches in a shard, folds runs of its small adjacent ranges into one
+   * range each (planRangeFolds): their partial rows merged into one per group (foldPartialSql), in memory, without
+   * reading the log again; every shard due at once, in one statement per relation. A range stays within one
+   * micro-batch's worth of records, which bounds what a later W cutting it recomputes from the log.
+   *
+   * A fold runs beside the steps, in a transaction of its own connection: under load it took 200-400 ms, which
+   * in a step held up the next read of the log and so the visibility of every record arriving meanwhile. Steps
+   * only append rows, which DuckDB lets go on beside the fold's delete of older ones; an adoption, which deletes
+   * and replaces rows itself, waits for the fold (syncVersions). A fold changes no answer (the same partials,
+   * merged), so readers need no critical section around it: they see the rows before or after, whole.
    */
   private async compact(state: ViewState): Promise<void> {
-    const folds: { shard: number; start: number; end: number; first: number; last: number }[] = [];
+    const folds: { shard: number; first: number; last: number }[] = [];
     state.ranges.forEach((ranges, shard) => {
-      if (ranges.length <= this.options.config.speed.maxRangesPerShard) return;
-      let start = 0;
-      while (start + 1 < ranges.length && ranges[start + 1]!.last - ranges[start]!.first + 1 > MICRO_BATCH_RECORDS) start++;
-      let end = start;
-      while (end + 1 < ranges.length && ranges[end + 1]!.last - ranges[start]!.first + 1 <= MICRO_BATCH_RECORDS) end++;
-      if (end > start) folds.push({ shard, start, end, first: ranges[start]!.first, last: ranges[end]!.last });
+      for (const { start, end } of planRangeFolds(ranges, this.options.config.speed.maxRangesPerShard, MICRO_BATCH_RECORDS)) {
+        folds.push({ shard, first: ranges[start]!.first, last: ranges[end]!.last });
+      }
     });
-    if (folds.length === 0) return;
-    const [shardColumn, firstColumn] = RANGE_COLUMNS;
-    const condition = folds.map(({ shard, first, last }) => `(${shardColumn} = ${shard} AND ${firstColumn} BETWEEN ${first} AND ${last})`).join(' OR ');
-    const folded = folds.map(({ shard, first, last }) => `(${shard}, ${first}, ${last})`).join(', ');
-    // The folding and the swap of the rows run outside the critical section; their commit, with the ranges that
-    // describe the rows, inside.
-    const temps = state.tables.map((_, i) => quoteIdent(`folded_${i}`));
+    if (folds.length === 0 || this.closed) return;
+    const [shardColumn, firstColumn, lastColumn] = RANGE_COLUMNS;
+    const inFold = folds.map(({ shard, first, last }) => `(${shardColumn} = ${shard} AND ${firstColumn} BETWEEN ${first} AND ${last})`);
+    const condition = inFold.join(' OR ');
+    // The fold's number stands in the shard key, so that each fold groups apart; the insert gives rows their shard.
+    const foldNumber = `CASE ${inFold.map((test, i) => `WHEN ${test} THEN ${i}`).join(' ')} END`;
+    const ranges = folds.map(({ shard, first, last }, i) => `(${i}, ${shard}, ${first}, ${last})`).join(', ');
+    const folder = this.folder;
+    await folder.run('BEGIN TRANSACTION');
     try {
       for (let i = 0; i < state.tables.length; i++) {
-        const rows = `SELECT * EXCLUDE (${RANGE_COLUMNS.join(', ')}), ${shardColumn} AS "__shard" FROM ${state.tables[i]!} WHERE ${condition}`;
-        await this.connection.run(`CREATE OR REPLACE TEMP TABLE ${temps[i]!} AS ${state.shardRelations[i]!.fold(rows)}`);
+        const table = state.tables[i]!;
+        const rows = `SELECT * EXCLUDE (${RANGE_COLUMNS.join(', ')}), ${foldNumber} AS "__shard" FROM ${table} WHERE ${condition}`;
+        await folder.run(`CREATE OR REPLACE TEMP TABLE folded AS ${state.shardRelations[i]!.fold(rows)}`);
+        await folder.run(`DELETE FROM ${table} WHERE ${condition}`);
+        await folder.run(
+          `INSERT INTO ${table} BY NAME
+             SELECT folded.* EXCLUDE ("__shard"), range.shard::INTEGER AS ${shardColumn}, range.first::BIGINT AS ${firstColumn}, range.last::BIGINT AS ${lastColumn}
+             FROM folded JOIN (VALUES ${ranges}) AS range("group", shard, first, last) ON folded."__shard" = range."group"`,
+        );
       }
-      await this.commitChanges(
-        async () => {
-          for (let i = 0; i < state.tables.length; i++) {
-            await this.connection.run(`DELETE FROM ${state.tables[i]!} WHERE ${condition}`);
-            await this.insertWithRanges(state.tables[i]!, `SELECT * FROM ${temps[i]!}`, folded);
-          }
-        },
-        () => {
-          state.generation++;
-          for (const { shard, start, end, first, last } of folds) {
-            const ranges = state.ranges[shard]!;
-            state.ranges[shard] = [...ranges.slice(0, start), { first, last }, ...ranges.slice(end + 1)];
-            state.compacted++;
-          }
-        },
-      );
-    } finally {
-      for (const temp of temps) await this.connection.run(`DROP TABLE IF EXISTS ${temp}`).catch(() => undefined);
+      await folder.run('DROP TABLE folded');
+      await folder.run('COMMIT');
+    } catch (error) {
+      await folder.run('ROLLBACK').catch(() => undefined);
+      throw error;
     }
+    // Steps appended ranges meanwhile, never removed any (an adoption waits for this): each fold's ranges are
+    // still held, found by their seqs.
+    state.ranges = state.ranges.map((held, shard) => {
+      let kept = held;
+      for (const fold of folds) {
+        if (fold.shard !== shard) continue;
+        const start = kept.findIndex((range) => range.first === fold.first);
+        const end = kept.findIndex((range) => range.last === fold.last);
+        kept = [...kept.slice(0, start), { first: fold.first, last: fold.last }, ...kept.slice(end + 1)];
+      }
+      return kept;
+    });
+    state.compacted += folds.length;
+    state.generation++;
   }
 
   /** Loads every view's newly published batch version, if any (off the micro-batch queue). */
@@ -781,6 +817,8 @@ export class SpeedLayer {
   private async syncVersions(): Promise<void> {
     const adoptions = [...this.states.values()].flatMap((state) => (state.loaded === null ? [] : [{ state, loaded: state.loaded }]));
     if (adoptions.length === 0) return;
+    // A fold deletes rows the adoption may delete too: DuckDB would fail the second of the two.
+    await this.compacting;
     // Adopting until the swap: a load meanwhile knows the version (see ensureLoaded).
     for (const adoption of adoptions) {
       adoption.state.loaded = null;
@@ -937,6 +975,7 @@ export class SpeedLayer {
          FROM (${partials}) AS partial JOIN (VALUES ${ranges}) AS range(shard, first, last) ON partial."__shard" = range.shard`,
     );
   }
+
 
   /**
    * Deletes the partial rows matching `condition` from every speed table, in the adoption's transaction, and
@@ -1110,6 +1149,7 @@ export class SpeedLayer {
     }
     return oldest;
   }
+
 }
 
 function missingExportKey(id: string): never {
