@@ -388,7 +388,9 @@ export class SpeedLayer {
         }
       });
       try {
-        return await read(snapshot, this.reader);
+        // Outside the critical section: it reads the log, from the seqs the snapshot shows.
+        const freshnessMs = await this.freshness(state.stream.name, state.seq.map((_, shard) => snapshot.speedSeq[String(shard)]!));
+        return await read({ ...snapshot, freshnessMs }, this.reader);
       } finally {
         // A read changes nothing: ending its transaction only lets DuckDB forget the versions it kept. The
         // answer need not wait for that, the next read does.
@@ -402,8 +404,8 @@ export class SpeedLayer {
     return result;
   }
 
-  /** The snapshot a read of the view sees now (taken between two turns, see withSnapshot). */
-  private async snapshotOf(state: ViewState): Promise<ViewSnapshot> {
+  /** The snapshot a read of the view sees now (taken between two turns, see withSnapshot), but its freshness. */
+  private async snapshotOf(state: ViewState): Promise<Omit<ViewSnapshot, 'freshnessMs'>> {
     const { store, catalog } = this.options;
     const plans = `${state.prefix}/${planClass(state)}\n`;
     const emptySource = this.emptySource(state);
@@ -413,12 +415,11 @@ export class SpeedLayer {
     const exclude = RANGE_COLUMNS.join(', ');
     const speedSql = state.tables.map((table) => `SELECT * EXCLUDE (${exclude}) FROM ${table}`);
     const batchSql = this.relationList(state, batch);
-    const snapshot: ViewSnapshot = {
+    const snapshot: Omit<ViewSnapshot, 'freshnessMs'> = {
       view: state.view,
       batchVersion: loaded?.info.version ?? null,
       watermark: Object.fromEntries(state.watermark.map((w, shard) => [String(shard), w])),
       speedSeq: Object.fromEntries(state.seq.map((seq, shard) => [String(shard), seq])),
-      freshnessMs: await this.freshness(state),
       batch,
       batchRows: loaded ? `SELECT * FROM ${loaded.final}` : mergeSql(state.view, empty),
       speed: this.byRelation(state, speedSql),
@@ -1137,14 +1138,17 @@ export class SpeedLayer {
     }
   }
 
-  /** Age of the oldest durable record of the view's stream that no layer shows yet; 0 when there is none. */
-  private async freshness(state: ViewState): Promise<number> {
+  /**
+   * Age of the oldest durable record of `stream` past `seq` (per shard, the last seq a snapshot shows), which no
+   * layer shows yet; 0 when there is none.
+   */
+  private async freshness(stream: string, seq: readonly number[]): Promise<number> {
     const now = Date.now();
     let oldest = 0;
-    const shards = this.options.stream.shards(state.stream.name);
-    for (let shard = 0; shard < state.seq.length; shard++) {
-      if ((shards[shard]?.lastSeq ?? 0) <= state.seq[shard]!) continue;
-      const [record] = await this.options.stream.read(state.stream.name, shard, asSeq(state.seq[shard]! + 1), 1);
+    const shards = this.options.stream.shards(stream);
+    for (let shard = 0; shard < seq.length; shard++) {
+      if ((shards[shard]?.lastSeq ?? 0) <= seq[shard]!) continue;
+      const [record] = await this.options.stream.read(stream, shard, asSeq(seq[shard]! + 1), 1);
       if (record) oldest = Math.max(oldest, now - record.appendedAt);
     }
     return oldest;
