@@ -255,7 +255,18 @@ export class SpeedLayer {
   static async open(options: SpeedLayerOptions): Promise<SpeedLayer> {
     await rm(options.stagingDir, { recursive: true, force: true });
     await mkdir(options.stagingDir, { recursive: true });
-    const instance = await DuckDBInstance.create(':memory:', { threads: String(options.config.speed.threads), ...encryptionSettings(options.keyring) });
+    const instance = await DuckDBInstance.create(':memory:', {
+      threads: String(options.config.speed.threads),
+      // DuckDB checkpoints an in-memory database too, once enough has changed, inside whichever commit crosses the
+      // threshold, stopping every other connection meanwhile. Its vacuum, which rewrites the row groups that lost
+      // some of their rows (folds and adoptions delete partial rows), made micro-batch commits of 100-600 ms under
+      // load, every few seconds: that micro-batch's records, and every read, waited. Without the vacuum a checkpoint
+      // still frees a row group once all its rows are deleted, as an adoption does for the ranges its W covers, so
+      // memory stays bounded by what the speed layer held over the last batch runs: about a fifth more than with
+      // the vacuum (28M partial rows cycled through offline; the server after 40 s of the views bench's load).
+      max_vacuum_tasks: '0',
+      ...encryptionSettings(options.keyring),
+    });
     const connection = await instance.connect();
     await connection.run(`SET TimeZone = 'UTC'`);
     const states = new Map<string, ViewState>();
