@@ -72,6 +72,13 @@ interface Range {
   readonly last: number;
 }
 
+/** Adjacent ranges of one shard, from the one starting at `first` to the one ending at `last`, to fold into one. */
+interface Fold {
+  readonly shard: number;
+  readonly first: number;
+  readonly last: number;
+}
+
 /** Records `from`..`to` of one shard, to apply. */
 interface Segment {
   readonly shard: number;
@@ -691,10 +698,17 @@ export class SpeedLayer {
   private startCompaction(): void {
     if (this.compacting !== null || this.closed) return;
     const { maxRangesPerShard } = this.options.config.speed;
-    const due = [...this.states.values()].filter((state) => state.ranges.some((ranges) => planRangeFolds(ranges, maxRangesPerShard, MICRO_BATCH_RECORDS).length > 0));
+    const due: { state: ViewState; folds: Fold[] }[] = [];
+    for (const state of this.states.values()) {
+      const folds = state.ranges.flatMap((ranges, shard) =>
+        planRangeFolds(ranges, maxRangesPerShard, MICRO_BATCH_RECORDS).map(({ start, end }) => ({ shard, first: ranges[start]!.first, last: ranges[end]!.last })),
+      );
+      if (folds.length > 0) due.push({ state, folds });
+    }
     if (due.length === 0) return;
+    // Steps only append ranges meanwhile (an adoption waits for the folds), so these stay what they were planned on.
     this.compacting = (async () => {
-      for (const state of due) await this.compact(state);
+      for (const { state, folds } of due) await this.compact(state, folds);
     })()
       .catch((error: unknown) => this.options.log?.(`speed layer: folding micro-batches: ${(error as Error).message}`))
       .finally(() => {
@@ -703,8 +717,8 @@ export class SpeedLayer {
   }
 
   /**
-   * Past `speed.maxRangesPerShard` micro-batches in a shard, folds runs of its small adjacent ranges into one
-   * range each (planRangeFolds): their partial rows merged into one per group (foldPartialSql), in memory, without
+   * Past `speed.maxRangesPerShard` micro-batches in a shard, folds runs of its small adjacent ranges (`folds`, from
+   * planRangeFolds) into one range each: their partial rows merged into one per group (foldPartialSql), in memory, without
    * reading the log again; every shard due at once, in one statement per relation. A range stays within one
    * micro-batch's worth of records, which bounds what a later W cutting it recomputes from the log.
    *
@@ -714,15 +728,9 @@ export class SpeedLayer {
    * and replaces rows itself, waits for the fold (syncVersions). A fold changes no answer (the same partials,
    * merged), so readers need no critical section around it: they see the rows before or after, whole.
    */
-  private async compact(state: ViewState): Promise<void> {
-    const folds: { shard: number; first: number; last: number }[] = [];
-    state.ranges.forEach((ranges, shard) => {
-      for (const { start, end } of planRangeFolds(ranges, this.options.config.speed.maxRangesPerShard, MICRO_BATCH_RECORDS)) {
-        folds.push({ shard, first: ranges[start]!.first, last: ranges[end]!.last });
-      }
-    });
-    if (folds.length === 0 || this.closed) return;
-    const [shardColumn, firstColumn, lastColumn] = RANGE_COLUMNS;
+  private async compact(state: ViewState, folds: readonly Fold[]): Promise<void> {
+    if (this.closed) return;
+    const [shardColumn, firstColumn] = RANGE_COLUMNS;
     const inFold = folds.map(({ shard, first, last }) => `(${shardColumn} = ${shard} AND ${firstColumn} BETWEEN ${first} AND ${last})`);
     const condition = inFold.join(' OR ');
     // The fold's number stands in the shard key, so that each fold groups apart; the insert gives rows their shard.
@@ -736,11 +744,7 @@ export class SpeedLayer {
         const rows = `SELECT * EXCLUDE (${RANGE_COLUMNS.join(', ')}), ${foldNumber} AS "__shard" FROM ${table} WHERE ${condition}`;
         await folder.run(`CREATE OR REPLACE TEMP TABLE folded AS ${state.shardRelations[i]!.fold(rows)}`);
         await folder.run(`DELETE FROM ${table} WHERE ${condition}`);
-        await folder.run(
-          `INSERT INTO ${table} BY NAME
-             SELECT folded.* EXCLUDE ("__shard"), range.shard::INTEGER AS ${shardColumn}, range.first::BIGINT AS ${firstColumn}, range.last::BIGINT AS ${lastColumn}
-             FROM folded JOIN (VALUES ${ranges}) AS range("group", shard, first, last) ON folded."__shard" = range."group"`,
-        );
+        await this.insertWithRanges(folder, table, 'SELECT * FROM folded', ranges);
       }
       await folder.run('DROP TABLE folded');
       await folder.run('COMMIT');
@@ -976,18 +980,18 @@ export class SpeedLayer {
   }
 
   /**
-   * Inserts partial rows grouped by `__shard` into a speed table, each with its shard's range: `ranges` is a
-   * VALUES list of `(shard, first, last)`, one per shard.
+   * Inserts partial rows grouped by `__shard` into a speed table on `connection`, each with its range: `ranges` is a
+   * VALUES list of `(group, shard, first, last)`, one per value of the rows' `__shard` (the shard itself for a
+   * micro-batch, a fold's number for folded rows).
    */
-  private async insertWithRanges(table: string, partials: string, ranges: string): Promise<void> {
+  private async insertWithRanges(connection: DuckDBConnection, table: string, partials: string, ranges: string): Promise<void> {
     const [shardColumn, firstColumn, lastColumn] = RANGE_COLUMNS;
-    await this.connection.run(
+    await connection.run(
       `INSERT INTO ${table} BY NAME
          SELECT partial.* EXCLUDE ("__shard"), range.shard::INTEGER AS ${shardColumn}, range.first::BIGINT AS ${firstColumn}, range.last::BIGINT AS ${lastColumn}
-         FROM (${partials}) AS partial JOIN (VALUES ${ranges}) AS range(shard, first, last) ON partial."__shard" = range.shard`,
+         FROM (${partials}) AS partial JOIN (VALUES ${ranges}) AS range("group", shard, first, last) ON partial."__shard" = range."group"`,
     );
   }
-
 
   /**
    * Deletes the partial rows matching `condition` from every speed table, in the adoption's transaction, and
@@ -1061,9 +1065,9 @@ export class SpeedLayer {
           await this.connection.run(`CREATE OR REPLACE TEMP TABLE micro_clean AS ${records.recordsSql(source)}`);
           source = state.dedupe ? await state.dedupe.keep('micro_clean', replace) : 'SELECT * FROM micro_clean';
         }
-        const ranges = reads.map((read) => `(${read.segment.shard}, ${read.first}, ${read.last})`).join(', ');
+        const ranges = reads.map((read) => `(${read.segment.shard}, ${read.segment.shard}, ${read.first}, ${read.last})`).join(', ');
         const insert = async () => {
-          for (let i = 0; i < state.relations.length; i++) await this.insertWithRanges(state.tables[i]!, state.shardRelations[i]!.sql(source), ranges);
+          for (let i = 0; i < state.relations.length; i++) await this.insertWithRanges(this.connection, state.tables[i]!, state.shardRelations[i]!.sql(source), ranges);
         };
         if (replace) {
           await insert();
@@ -1164,7 +1168,6 @@ export class SpeedLayer {
     }
     return oldest;
   }
-
 }
 
 function missingExportKey(id: string): never {
