@@ -1,14 +1,15 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { DedupePlan, RecordSource } from '../transform/index.js';
+import type { DedupePlan } from '../transform/index.js';
 import { DAY_MS, dayOf } from '../util/days.js';
 import { quoteIdent } from '../util/duckdb.js';
+import { CopyIndex, type CopyRow } from './copy-index.js';
 
 /** Covered keys this far (beyond the window) behind the newest event time leave memory; a late copy reloads them. */
 const KEEP_BEHIND_MS = DAY_MS;
 
 /**
  * The speed layer's side of de-duplication (architecture §7) for one view: every copy it may have to compare a
- * new record with, as rows (key columns, event time, shard, seq, arrival order, covered) in its DuckDB.
+ * new record with, held in a {@link CopyIndex} (key fingerprint, event time, shard, seq, arrival order, covered).
  *
  * - Covered copies are records at or below the batch version's W, which the batch layer has already decided
  *   on. They are loaded from the lake one event-time day at a time, when a micro-batch's window first reaches
@@ -21,34 +22,24 @@ const KEEP_BEHIND_MS = DAY_MS;
  * after a speed record it let through, that record's decision changes: {@link cover} names it, and the speed
  * layer recomputes its micro-batch. The batch layer orders copies by event time, shard and seq instead (it
  * sees them all at once); for retries, which are identical copies, the two agree on every value.
+ *
+ * Keys are compared by a 128-bit fingerprint, the MD5 of their text (a multi-column key as a JSON list of its
+ * columns' texts): two different keys share one with a probability of about n²/2¹²⁹, never in practice. Text is
+ * what equality compares for every key type but DOUBLE, where -0.0 and 0.0 are equal values with two texts.
  */
 export class DedupeKeys {
   private readonly loadedDays = new Set<string>();
+  private readonly copies: CopyIndex;
   private nextOrder = 1;
   private newest = Number.NEGATIVE_INFINITY;
 
-  private constructor(
+  constructor(
     private readonly connection: DuckDBConnection,
-    /** The table's name, unquoted: other names derive from it. */
-    private readonly name: string,
     private readonly plan: DedupePlan,
     /** SQL of the covered records of one event-time day, or null when the lake holds none at or below W. */
     private readonly coveredDay: (day: string) => Promise<string | null>,
-  ) {}
-
-  static async create(
-    connection: DuckDBConnection,
-    name: string,
-    source: RecordSource,
-    coveredDay: (day: string) => Promise<string | null>,
-  ): Promise<DedupeKeys> {
-    const plan = source.dedupe!;
-    const keys = plan.keys.map(quoteIdent).join(', ');
-    await connection.run(
-      `CREATE OR REPLACE TABLE ${quoteIdent(name)} AS SELECT ${keys}, ${quoteIdent(plan.eventTime)} AS "__ts", NULL::INTEGER AS "__shard",
-         NULL::BIGINT AS "__seq", 0::BIGINT AS "__order", false AS "__covered" FROM (${source.emptySql}) WHERE false`,
-    );
-    return new DedupeKeys(connection, name, plan, coveredDay);
+  ) {
+    this.copies = new CopyIndex(Math.round(plan.withinMs * 1000));
   }
 
   /**
@@ -56,42 +47,44 @@ export class DedupeKeys {
    * SQL of those to keep. `again` for a micro-batch computed again: its records keep their place in the order.
    */
   async keep(micro: string, again: boolean): Promise<string> {
-    const time = quoteIdent(this.plan.eventTime);
-    const span = (await this.connection.runAndReadAll(`SELECT epoch_ms(min(${time}))::DOUBLE AS low, epoch_ms(max(${time}))::DOUBLE AS high FROM ${micro}`))
-      .getRowObjects()[0]!;
-    if (span.low !== null && span.high !== null) {
-      const low = Number(span.low);
-      const high = Number(span.high);
+    const rows = await this.readCopies(`SELECT * FROM ${micro}`, true);
+    let low = Infinity;
+    let high = -Infinity;
+    for (const row of rows) {
+      if (Number.isNaN(row.timeUs)) continue;
+      low = Math.min(low, row.timeUs / 1000);
+      high = Math.max(high, row.timeUs / 1000);
+    }
+    if (low <= high) {
       this.newest = Math.max(this.newest, high);
       await this.loadDays(low - this.plan.withinMs, high + this.plan.withinMs);
     }
-    const keys = this.plan.keys.map(quoteIdent);
-    const ordered = quoteIdent(`${micro}_ordered`);
-    const order = `${this.nextOrder} + row_number() OVER (ORDER BY m."__shard", m."__seq")`;
-    // Only a micro-batch computed again can hold records seen before: a new one skips the lookup.
-    await this.connection.run(
-      again
-        ? `CREATE OR REPLACE TEMP TABLE ${ordered} AS SELECT m.*, coalesce(k."__order", ${order}) AS "__order", k."__order" IS NOT NULL AS "__known"
-             FROM ${micro} AS m LEFT JOIN ${this.table} AS k ON k."__shard" = m."__shard" AND k."__seq" = m."__seq"`
-        : `CREATE OR REPLACE TEMP TABLE ${ordered} AS SELECT m.*, ${order} AS "__order", false AS "__known" FROM ${micro} AS m`,
-    );
-    const added = (await this.connection.runAndReadAll(`SELECT count(*)::DOUBLE AS n FROM ${ordered}`)).getRowObjects()[0]!.n as number;
-    this.nextOrder += added;
-    await this.connection.run(
-      `INSERT INTO ${this.table} SELECT ${keys.join(', ')}, ${time}, "__shard", "__seq", "__order", false FROM ${ordered} WHERE NOT "__known"`,
-    );
-    // The records that give way, found by a hash join on the key (the window and order are checked on the pairs).
-    const same = keys.map((key) => `c.${key} = r.${key}`).join(' AND ');
-    const losers = quoteIdent(`${micro}_losers`);
-    await this.connection.run(
-      `CREATE OR REPLACE TEMP TABLE ${losers} AS SELECT DISTINCT r."__shard", r."__seq" FROM ${ordered} AS r JOIN ${this.table} AS c ON ${same}
-         WHERE r.${time} IS NOT NULL AND c."__ts" IS NOT NULL
-           AND abs(epoch_us(c."__ts") - epoch_us(r.${time})) < ${Math.round(this.plan.withinMs * 1000)}
-           AND NOT (c."__shard" IS NOT DISTINCT FROM r."__shard" AND c."__seq" IS NOT DISTINCT FROM r."__seq")
-           AND (c."__covered" OR c."__order" < r."__order")`,
-    );
-    return `SELECT * EXCLUDE ("__order", "__known") FROM ${ordered} AS r
-      WHERE NOT EXISTS (SELECT 1 FROM ${losers} AS l WHERE l."__shard" = r."__shard" AND l."__seq" = r."__seq")`;
+    // Orders by (shard, seq) within the micro-batch (rows come sorted so); only one computed again can hold
+    // records seen before, which keep their order.
+    const orders = rows.map((row, i) => (again ? this.copies.orderOf(row) : null) ?? this.nextOrder + i);
+    rows.forEach((row, i) => {
+      if (!again || !this.copies.holds(row)) this.copies.add(row, orders[i]!, false);
+    });
+    this.nextOrder += rows.length;
+    const losers = rows.filter((row, i) => this.copies.givesWay(row, orders[i]!));
+    if (losers.length === 0) return `SELECT * FROM ${micro}`;
+    // The records that give way, appended to a table, and the others copied once for the view's relations.
+    const table = `${micro}_losers`;
+    await this.connection.run(`CREATE OR REPLACE TEMP TABLE ${quoteIdent(table)} ("__shard" INTEGER, "__seq" BIGINT)`);
+    const appender = await this.connection.createAppender(table, 'main', 'temp');
+    try {
+      for (const { shard, seq } of losers) {
+        appender.appendInteger(shard);
+        appender.appendBigInt(BigInt(seq));
+        appender.endRow();
+      }
+      appender.flushSync();
+    } finally {
+      appender.closeSync();
+    }
+    const kept = quoteIdent(`${micro}_kept`);
+    await this.connection.run(`CREATE OR REPLACE TEMP TABLE ${kept} AS SELECT * FROM ${micro} ANTI JOIN ${quoteIdent(table)} USING ("__shard", "__seq")`);
+    return `SELECT * FROM ${kept}`;
   }
 
   /**
@@ -100,20 +93,9 @@ export class DedupeKeys {
    * and must now give way.
    */
   async cover(watermark: readonly number[]): Promise<{ shard: number; seq: number }[]> {
-    // Each row against its own shard's W, picked from a list by shard: one comparison per row instead of an OR
-    // over every shard (600k copies of 4 shards: 18 ms to 4 ms). Copies without a shard (imported) are covered.
-    const covered = `"__seq" <= ([${watermark.join(', ')}]::BIGINT[])["__shard" + 1]`;
-    const fresh = quoteIdent(`${this.name}_newly_covered`);
-    await this.connection.run(`CREATE OR REPLACE TEMP TABLE ${fresh} AS SELECT * FROM ${this.table} WHERE NOT "__covered" AND (${covered})`);
-    await this.connection.run(`UPDATE ${this.table} SET "__covered" = true WHERE NOT "__covered" AND (${covered})`);
-    const same = this.plan.keys.map(quoteIdent).map((key) => `c.${key} = r.${key}`).join(' AND ');
-    const reader = await this.connection.runAndReadAll(
-      `SELECT DISTINCT r."__shard" AS shard, r."__seq" AS seq FROM ${this.table} AS r JOIN ${fresh} AS c ON ${same}
-         WHERE NOT r."__covered" AND c."__order" > r."__order" AND abs(epoch_us(c."__ts") - epoch_us(r."__ts")) < ${Math.round(this.plan.withinMs * 1000)}`,
-    );
-    await this.connection.run(`DROP TABLE IF EXISTS ${fresh}`);
-    await this.evict();
-    return reader.getRowObjects().map((row) => ({ shard: Number(row.shard), seq: Number(row.seq) }));
+    const giveWay = this.copies.cover(watermark);
+    this.evict();
+    return giveWay;
   }
 
   /**
@@ -121,14 +103,19 @@ export class DedupeKeys {
    * speed layer never applied (it was behind, or imports joined), the copies held no longer include them all.
    */
   async forgetCovered(): Promise<void> {
-    await this.connection.run(`DELETE FROM ${this.table} WHERE "__covered"`);
+    this.copies.forgetCovered();
     this.loadedDays.clear();
   }
 
   /** Forgets everything: the speed layer replays from W. */
   async clear(): Promise<void> {
-    await this.connection.run(`DELETE FROM ${this.table}`);
+    this.copies.clear();
     this.loadedDays.clear();
+  }
+
+  /** Bytes the copies take, for `strata status`. */
+  get bytes(): number {
+    return this.copies.bytes;
   }
 
   private async loadDays(fromMs: number, toMs: number): Promise<void> {
@@ -136,34 +123,44 @@ export class DedupeKeys {
       const name = dayOf(day);
       if (this.loadedDays.has(name)) continue;
       const sql = await this.coveredDay(name);
-      if (sql !== null) {
-        const keys = this.plan.keys.map(quoteIdent).join(', ');
-        // A record held as a speed copy (shard, seq) is not loaded twice; imported records have no offsets.
-        await this.connection.run(
-          `INSERT INTO ${this.table} SELECT ${keys}, ${quoteIdent(this.plan.eventTime)}, "__shard", "__seq", 0, true FROM (${sql}) AS day
-             WHERE "__shard" IS NULL OR NOT EXISTS (SELECT 1 FROM ${this.table} AS k WHERE k."__shard" = day."__shard" AND k."__seq" = day."__seq")`,
-        );
-      }
+      // A record held as a speed copy (same key, shard and seq) is not added twice; imported records have no offsets.
+      if (sql !== null) for (const row of await this.readCopies(sql, false)) if (row.shard === -1 || !this.copies.holds(row)) this.copies.add(row, 0, true);
       this.loadedDays.add(name);
     }
   }
 
-  private async evict(): Promise<void> {
+  private evict(): void {
     if (!Number.isFinite(this.newest)) return;
-    const horizon = this.newest - this.plan.withinMs - KEEP_BEHIND_MS;
-    const horizonDay = dayOf(horizon);
-    // Whole days only, so that a day is either loaded whole or not at all: copies before the horizon day's
-    // midnight (UTC, the connection's time zone), compared as timestamps rather than formatted row by row.
-    await this.connection.run(`DELETE FROM ${this.table} WHERE "__covered" AND "__ts" < CAST('${horizonDay}' AS TIMESTAMP)`);
+    const horizonDay = dayOf(this.newest - this.plan.withinMs - KEEP_BEHIND_MS);
+    // Whole days only, so that a day is either loaded whole or not at all: copies before the horizon day's midnight (UTC).
+    this.copies.evictCovered(Date.parse(`${horizonDay}T00:00:00Z`) * 1000);
     for (const day of this.loadedDays) if (day < horizonDay) this.loadedDays.delete(day);
   }
 
-  /** The table of the copies held, quoted (memory figures are per table). */
-  get tableName(): string {
-    return this.table;
-  }
-
-  private get table(): string {
-    return quoteIdent(this.name);
+  /** The copies of the records of `sql` (with the key columns, the event time, `__shard` and `__seq`), read chunk by chunk. */
+  private async readCopies(sql: string, sorted: boolean): Promise<CopyRow[]> {
+    const keys = this.plan.keys.map(quoteIdent);
+    const text = keys.length === 1 ? `CAST(${keys[0]} AS VARCHAR)` : `to_json([${keys.map((key) => `CAST(${key} AS VARCHAR)`).join(', ')}])`;
+    const anyNull = keys.map((key) => `${key} IS NULL`).join(' OR ');
+    const word = (shift: number) => `CAST((h >> ${shift}) & 4294967295 AS UINTEGER)`;
+    const result = await this.connection.stream(
+      `SELECT ${word(96)}, ${word(64)}, ${word(32)}, ${word(0)}, epoch_us(t)::DOUBLE, s, q::DOUBLE
+         FROM (SELECT CASE WHEN ${anyNull} THEN NULL ELSE md5_number(${text}) END AS h, ${quoteIdent(this.plan.eventTime)} AS t, "__shard" AS s, "__seq" AS q
+               FROM (${sql}) AS copies)${sorted ? ' ORDER BY s, q' : ''}`,
+    );
+    const rows: CopyRow[] = [];
+    for (let chunk = await result.fetchChunk(); chunk !== null && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
+      const [a, b, c, d, time, shard, seq] = Array.from({ length: 7 }, (_, i) => chunk.getColumnVector(i));
+      for (let i = 0; i < chunk.rowCount; i++) {
+        const first = a!.getItem(i) as number | null;
+        rows.push({
+          fingerprint: first === null ? null : [first, b!.getItem(i) as number, c!.getItem(i) as number, d!.getItem(i) as number],
+          timeUs: (time!.getItem(i) as number | null) ?? NaN,
+          shard: (shard!.getItem(i) as number | null) ?? -1,
+          seq: (seq!.getItem(i) as number | null) ?? NaN,
+        });
+      }
+    }
+    return rows;
   }
 }

@@ -324,7 +324,7 @@ export class SpeedLayer {
       for (const state of states.values()) {
         const source = options.sources.get(state.stream.name)!;
         if (source.dedupe === null) continue;
-        state.dedupe = await DedupeKeys.create(connection, `${state.prefix}_dedupe`, source, (day) => layer.coveredDay(state, day));
+        state.dedupe = new DedupeKeys(connection, source.dedupe, (day) => layer.coveredDay(state, day));
       }
       await layer.loadNewVersions();
       await layer.exclusive(async () => {
@@ -1086,7 +1086,7 @@ export class SpeedLayer {
           });
         }
       } finally {
-        for (const table of ['micro_batch', 'micro_clean', 'micro_clean_ordered', 'micro_clean_losers']) await this.connection.run(`DROP TABLE IF EXISTS ${quoteIdent(table)}`).catch(() => undefined);
+        for (const table of ['micro_batch', 'micro_clean', 'micro_clean_losers', 'micro_clean_kept']) await this.connection.run(`DROP TABLE IF EXISTS ${quoteIdent(table)}`).catch(() => undefined);
         if (staged !== null) await rm(staged, { force: true });
       }
     }
@@ -1123,7 +1123,7 @@ export class SpeedLayer {
         (await connection.runAndReadAll(`SELECT count(*)::DOUBLE AS n FROM (SELECT DISTINCT ${keys.length > 0 ? keys.join(', ') : '1'} FROM ${state.tables[0]!})`)).getRowObjects()[0]!
           .n,
       );
-      const speedBytes = bytesOf([...state.tables, ...(state.dedupe ? [state.dedupe.tableName] : [])]);
+      const speedBytes = bytesOf(state.tables) + (state.dedupe?.bytes ?? 0);
       const batch = state.version;
       state.memory = {
         speedGroupKeys,
