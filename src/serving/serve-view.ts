@@ -170,6 +170,11 @@ export async function serveView(speed: SpeedLayer, name: string, request: ViewRe
       // holds, the common case for all but the latest minutes): their merged rows are the batch rows as they are,
       // read by one filtered scan of the version's merged rows, sorted by the group keys, instead of the merge.
       rows = narrow(snapshot.batchRows);
+    } else if (request.filters.length > 0 && (await run(`SELECT 1 FROM (${narrow(snapshot.batchRows)}) AS batch LIMIT 1`)).currentRowCount === 0) {
+      // The batch version holds none of the groups the filters select (a lookup of groups new since W, as the
+      // latest minutes' are): their merged rows are the speed layer's merge alone, one filtered scan of each
+      // speed table (the batch rows are sorted by the group keys, so this check skips most of them).
+      rows = mergeSql(view, each(snapshot.speed, (sql) => narrow(sql)));
     } else {
       const keys = view.keys.map((key) => quoteIdent(key.name));
       // Filters name group-by columns only, so the speed layer's groups a filtered batch row may match pass them too.

@@ -102,6 +102,13 @@ describe('GET /v1/views/{view}', () => {
     expect(await lookup('/a', 10)).toEqual([['/a', '3', 14, '3']]);
     expect(await lookup('/d', 13)).toEqual([['/d', '1', 1, '1']]);
     expect(await lookup('/b', 10)).toEqual([]);
+    // A range over groups of either layer alone, and over groups only the speed layer holds.
+    const range = async (query: string) => (await get(`hits?${query}`)).body.rows.map((row) => [row.page, row.views, row.revenue, row.users]);
+    expect(await range('hour.gte=2026-11-25T12:00:00Z')).toEqual([
+      ['/c', '1', 8, '1'],
+      ['/d', '1', 1, '1'],
+    ]);
+    expect(await range('hour.gte=2026-11-25T13:00:00Z&page.gte=/b')).toEqual([['/d', '1', 1, '1']]);
     // A value is data, never SQL.
     expect((await get(`hits?page=${encodeURIComponent("/a' OR '1'='1")}`)).body.rows).toEqual([]);
   });
