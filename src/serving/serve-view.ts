@@ -165,10 +165,14 @@ export async function serveView(speed: SpeedLayer, name: string, request: ViewRe
       rows = mergeSql(view, each(snapshot.speed, (sql) => narrow(sql)));
     } else if (view.keys.length === 0) {
       rows = mergeSql(view, each(snapshot.merged, (sql) => narrow(sql)));
-    } else if (request.filters.length > 0 && (await run(`SELECT 1 FROM (${narrow(snapshot.speed.scalar)}) AS speed LIMIT 1`)).currentRowCount === 0) {
+    } else if (
+      speedHoldsNone(snapshot) ||
+      (request.filters.length > 0 && (await run(`SELECT 1 FROM (${narrow(snapshot.speed.scalar)}) AS speed LIMIT 1`)).currentRowCount === 0)
+    ) {
       // The speed layer holds none of the groups the filters select (a lookup of groups only the batch version
-      // holds, the common case for all but the latest minutes): their merged rows are the batch rows as they are,
-      // read by one filtered scan of the version's merged rows, sorted by the group keys, instead of the merge.
+      // holds, the common case for all but the latest minutes), or none at all (a quiet stream after a batch
+      // run): their merged rows are the batch rows as they are, read by one filtered scan of the version's merged
+      // rows, sorted by the group keys, instead of the merge.
       rows = narrow(snapshot.batchRows);
     } else if (request.filters.length > 0 && (await run(`SELECT 1 FROM (${narrow(snapshot.batchRows)}) AS batch LIMIT 1`)).currentRowCount === 0) {
       // The batch version holds none of the groups the filters select (a lookup of groups new since W, as the
@@ -211,6 +215,11 @@ export async function serveView(speed: SpeedLayer, name: string, request: ViewRe
           },
     };
   });
+}
+
+/** True when the speed layer has applied nothing past W: its partials are empty. */
+function speedHoldsNone(snapshot: ViewSnapshot): boolean {
+  return Object.entries(snapshot.speedSeq).every(([shard, seq]) => seq === (snapshot.watermark[shard] ?? 0));
 }
 
 /** Per view, its output columns' DuckDB types (they never change while Strata runs). */
