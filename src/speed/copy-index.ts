@@ -163,11 +163,6 @@ export class CopyIndex {
     this.removeWhere((copy) => (this.flags[copy]! & COVERED) !== 0 && this.times[copy]! < beforeUs);
   }
 
-  /** Removes every covered copy. */
-  forgetCovered(): void {
-    this.removeWhere((copy) => (this.flags[copy]! & COVERED) !== 0);
-  }
-
   /** Removes every copy. */
   clear(): void {
     this.used = 0;

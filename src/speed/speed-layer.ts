@@ -16,7 +16,7 @@ import { quoteIdent, sqlString } from '../util/duckdb.js';
 import { FileSchemas } from '../sql/file-schemas.js';
 import { viewQuery } from '../sql/lake-views.js';
 import type { RecordSource } from '../transform/index.js';
-import { DedupeKeys } from './dedupe-keys.js';
+import { DedupeKeys, type CoveredSince } from './dedupe-keys.js';
 import { planRangeFolds } from './range-folds.js';
 import { StepEstimate } from './step-estimate.js';
 import { mergeSql, type PartialRelations, type ViewDefinition } from '../views/index.js';
@@ -324,7 +324,7 @@ export class SpeedLayer {
       for (const state of states.values()) {
         const source = options.sources.get(state.stream.name)!;
         if (source.dedupe === null) continue;
-        state.dedupe = new DedupeKeys(connection, source.dedupe, (day) => layer.coveredDay(state, day));
+        state.dedupe = new DedupeKeys(connection, source.dedupe, (day, since) => layer.coveredDay(state, day, since));
       }
       await layer.loadNewVersions();
       await layer.exclusive(async () => {
@@ -479,7 +479,7 @@ export class SpeedLayer {
    * The clean records of one event-time day that the batch version being adopted (or the current one) covers,
    * read from the lake as the batch layer reads them: what a new record's copies are looked up in.
    */
-  private async coveredDay(state: ViewState, day: string): Promise<string | null> {
+  private async coveredDay(state: ViewState, day: string, since?: CoveredSince): Promise<string | null> {
     const info = (state.adopting ?? state.version)?.info;
     if (!info) return null;
     const name = state.stream.name;
@@ -487,13 +487,19 @@ export class SpeedLayer {
     const chunks = ((await this.options.catalog.snapshot([name])).chunks.get(name) ?? []).filter(
       (chunk) =>
         chunk.partition === day &&
-        (chunk.shard === null ? chunk.id <= info.maxImportChunk : (chunk.lastSeq ?? 0) <= (watermark[String(chunk.shard)] ?? 0)),
+        (chunk.shard === null
+          ? chunk.id <= info.maxImportChunk && chunk.id > (since?.importChunk ?? 0)
+          : (chunk.lastSeq ?? 0) <= (watermark[String(chunk.shard)] ?? 0) && (since === undefined || (chunk.lastSeq ?? 0) > (since.seq[chunk.shard] ?? 0))),
     );
     if (chunks.length === 0) return null;
     const groups = await new FileSchemas(this.connection, this.keys).group(
       chunks.map((chunk) => this.keys.file(this.options.store.location(chunk.key), chunk.key)),
     );
-    return this.options.sources.get(name)!.recordsSql(viewQuery({ kind: 'raw', columns: state.stream.fields }, groups));
+    const records = this.options.sources.get(name)!.recordsSql(viewQuery({ kind: 'raw', columns: state.stream.fields }, groups));
+    // A chunk may straddle `since`: its records up to it are held already.
+    return since === undefined
+      ? records
+      : `SELECT * FROM (${records}) AS covered WHERE "__shard" IS NULL OR "__seq" > ([${since.seq.join(', ')}]::BIGINT[])["__shard" + 1]`;
   }
 
   private emptySource(state: ViewState): string {
@@ -894,9 +900,10 @@ export class SpeedLayer {
       else {
         giveWay = await state.dedupe.cover(nextW);
         const behind = nextW.some((w, shard) => w > state.seq[shard]!);
-        const imported = loaded.info.maxImportChunk !== (state.version?.info.maxImportChunk ?? 0);
-        // Records the speed layer never applied are covered now: the copies held lack them, so reload.
-        if (behind || imported) await state.dedupe.forgetCovered();
+        const heldImports = state.version?.info.maxImportChunk ?? 0;
+        const imported = loaded.info.maxImportChunk !== heldImports;
+        // Records the speed layer never applied are covered now: the copies held lack them.
+        if (behind || imported) await state.dedupe.addCovered({ seq: [...state.seq], importChunk: heldImports });
       }
     }
     // Every shard's covered partials go in one statement per table (each row compared with its own shard's bound,

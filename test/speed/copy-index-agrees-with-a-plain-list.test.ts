@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CopyIndex, type CopyRow } from '../../src/speed/copy-index.js';
+import { seededRandom } from '../fixtures/strata.js';
 
 /** The rules of dedupe-keys.ts over a plain list of copies: what the index must answer, found by brute force. */
 class PlainCopies {
@@ -46,22 +47,10 @@ class PlainCopies {
   }
 }
 
-/** mulberry32, seeded: a failing seed replays. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('the copy index de-duplication looks keys up in', () => {
   for (const seed of [1, 2, 3, 4, 5]) {
     it(`answers as a brute-force search of every copy does, through adds, covers, evictions and compactions (seed ${seed})`, () => {
-      const random = prng(seed);
+      const random = seededRandom(seed);
       const withinUs = 1_000_000;
       const index = new CopyIndex(withinUs);
       const plain = new PlainCopies(withinUs);
@@ -136,12 +125,12 @@ describe('the copy index de-duplication looks keys up in', () => {
     });
   }
 
-  it('forgets covered copies and everything on demand, and its memory shrinks back', () => {
+  it('evicts covered copies and forgets everything on demand, and its memory shrinks back', () => {
     const index = new CopyIndex(1000);
     for (let i = 0; i < 100_000; i++) index.add({ fingerprint: [i, 0, 0, i], timeUs: i, shard: 0, seq: i + 1 }, i + 1, false);
     const grown = index.bytes;
     index.cover([50_000]);
-    index.forgetCovered();
+    index.evictCovered(Infinity);
     expect(index.size).toBe(50_000);
     expect(index.holds({ fingerprint: [10, 0, 0, 10], timeUs: 10, shard: 0, seq: 11 })).toBe(false);
     expect(index.holds({ fingerprint: [60_000, 0, 0, 60_000], timeUs: 60_000, shard: 0, seq: 60_001 })).toBe(true);
