@@ -23,7 +23,8 @@ const INITIAL_CAPACITY = 1024;
  * typed arrays: a hash table from key fingerprint to the chain of that key's copies. Looking a micro-batch up
  * costs its own size, however many copies the window holds; a join in DuckDB scanned them all at every step
  * (750k copies: 14 ms at the median, 50 at the 99th percentile, growing with the window). Typed arrays rather
- * than objects, so that a million copies (about 70 bytes each) add nothing for the garbage collector to trace.
+ * than objects, so that a million copies (60-120 bytes each, as the arrays double) add nothing for the garbage
+ * collector to trace.
  *
  * Removal marks a copy dead; the table is rebuilt once the dead outnumber the live.
  */
