@@ -93,7 +93,7 @@ export class CopyIndex {
     this.shards[copy] = row.shard;
     this.seqs[copy] = row.seq;
     this.flags[copy] = covered ? COVERED : 0;
-    const slot = this.slotOf(copy);
+    const slot = this.find(a, b, c, d);
     this.next[copy] = this.slots[slot]!;
     this.slots[slot] = copy;
     if (!covered) {
@@ -108,7 +108,7 @@ export class CopyIndex {
    */
   givesWay(row: CopyRow, order: number): boolean {
     if (row.fingerprint === null || Number.isNaN(row.timeUs)) return false;
-    for (let copy = this.slots[this.find(row.fingerprint)]!; copy !== -1; copy = this.next[copy]!) {
+    for (let copy = this.slots[this.find(...row.fingerprint)]!; copy !== -1; copy = this.next[copy]!) {
       const flags = this.flags[copy]!;
       if (flags & DEAD) continue;
       if (this.shards[copy] === row.shard && this.seqs[copy] === row.seq) continue;
@@ -186,16 +186,15 @@ export class CopyIndex {
   /** The live copy with `row`'s key, shard and seq, or -1. */
   private copyOf(row: CopyRow): number {
     if (row.fingerprint === null) return -1;
-    for (let copy = this.slots[this.find(row.fingerprint)]!; copy !== -1; copy = this.next[copy]!) {
+    for (let copy = this.slots[this.find(...row.fingerprint)]!; copy !== -1; copy = this.next[copy]!) {
       if (!(this.flags[copy]! & DEAD) && this.shards[copy] === row.shard && this.seqs[copy] === row.seq) return copy;
     }
     return -1;
   }
 
-  /** The slot of `fingerprint`: the one holding its chain, or the empty one where its chain would start. */
-  private find(fingerprint: readonly number[]): number {
+  /** The slot of the fingerprint `a b c d`: the one holding its chain, or the empty one where its chain would start. */
+  private find(a: number, b: number, c: number, d: number): number {
     const mask = this.slots.length - 1;
-    const [a, b, c, d] = fingerprint as [number, number, number, number];
     for (let slot = d & mask; ; slot = (slot + 1) & mask) {
       const head = this.slots[slot]!;
       if (head === -1) return slot;
@@ -209,7 +208,7 @@ export class CopyIndex {
   private slotOf(copy: number): number {
     const at = copy * 4;
     const f = this.fingerprints;
-    return this.find([f[at]!, f[at + 1]!, f[at + 2]!, f[at + 3]!]);
+    return this.find(f[at]!, f[at + 1]!, f[at + 2]!, f[at + 3]!);
   }
 
   /** Reallocates the per-copy arrays for `capacity` copies (at least those used). */
