@@ -167,6 +167,7 @@ export async function serveView(speed: SpeedLayer, name: string, request: ViewRe
       rows = mergeSql(view, each(snapshot.merged, (sql) => narrow(sql)));
     } else if (
       speedHoldsNone(snapshot) ||
+      firstKeyNotHeld(snapshot, request, types) ||
       (request.filters.length > 0 && (await run(`SELECT 1 FROM (${narrow(snapshot.speed.scalar)}) AS speed LIMIT 1`)).currentRowCount === 0)
     ) {
       // The speed layer holds none of the groups the filters select (a lookup of groups only the batch version
@@ -220,6 +221,18 @@ export async function serveView(speed: SpeedLayer, name: string, request: ViewRe
 /** True when the speed layer has applied nothing past W: its partials are empty. */
 function speedHoldsNone(snapshot: ViewSnapshot): boolean {
   return Object.entries(snapshot.speedSeq).every(([shard, seq]) => seq === (snapshot.watermark[shard] ?? 0));
+}
+
+/**
+ * True when the request looks up a value of the first group-by column (a VARCHAR, compared as the text it is)
+ * that no speed range's filter holds: the speed partials hold none of the groups it selects, found without a
+ * scan of them (under load a lookup of a group only the batch holds scanned ~1M speed rows for nothing).
+ */
+function firstKeyNotHeld(snapshot: ViewSnapshot, request: ViewRequest, types: ReadonlyMap<string, string>): boolean {
+  const first = snapshot.view.keys[0]?.name;
+  if (first === undefined || types.get(first) !== 'VARCHAR') return false;
+  const lookup = request.filters.find((filter) => filter.column === first && filter.op === 'eq');
+  return lookup !== undefined && !snapshot.mayHoldFirstKey(lookup.value);
 }
 
 /** Per view, its output columns' DuckDB types (they never change while Strata runs). */

@@ -19,6 +19,7 @@ import type { RecordSource } from '../transform/index.js';
 import { DedupeKeys, type CoveredSince } from './dedupe-keys.js';
 import { planRangeFolds } from './range-folds.js';
 import { StepEstimate } from './step-estimate.js';
+import { KeyFilter } from './key-filter.js';
 import { mergeSql, type PartialRelations, type ViewDefinition } from '../views/index.js';
 
 /** The log consumer the speed layer checkpoints under: retention keeps every record no batch version covers. */
@@ -125,6 +126,8 @@ interface ViewState {
   compacted: number;
   /** The copies its stream's de-duplication compares new records with; null without dedupe. */
   dedupe: DedupeKeys | null;
+  /** Per range held, a filter of its first group-by values (see KeyFilter); a range without one may hold any. */
+  keyFilters: WeakMap<Range, KeyFilter>;
   /** The last measure of the view's memory in this DuckDB; null until the first one. */
   memory: ViewMemory | null;
   /** Bumped at every change of the partials or the version: the state of the view's SQL tables. */
@@ -148,6 +151,11 @@ export interface ViewSnapshot {
   /** The batch version's merged rows (the view over the batch layer alone), sorted by the group keys. */
   readonly batchRows: string;
   readonly speed: PartialRelations;
+  /**
+   * False only when the speed partials hold no group whose first group-by column, as text, is `value` (each
+   * range's KeyFilter says so): a lookup of it need not scan them.
+   */
+  mayHoldFirstKey(value: string): boolean;
   /** Each relation the union of the batch and speed partials. */
   readonly merged: PartialRelations;
   /** The view's relations over no rows: the view's columns and types. */
@@ -310,6 +318,7 @@ export class SpeedLayer {
         recomputed: 0,
         compacted: 0,
         dedupe: null,
+        keyFilters: new WeakMap(),
         memory: null,
         generation: 0,
         exports: [],
@@ -433,7 +442,11 @@ export class SpeedLayer {
     const exclude = RANGE_COLUMNS.join(', ');
     const speedSql = state.tables.map((table) => `SELECT * EXCLUDE (${exclude}) FROM ${table}`);
     const batchSql = this.relationList(state, batch);
+    // The ranges as the snapshot shows them (steps push onto the lists after it). An adoption under way has
+    // already changed them for the tables it has not committed yet (which the snapshot shows): then none is used.
+    const filters = state.adopting === null ? state.ranges.flat().map((range) => state.keyFilters.get(range)) : null;
     const snapshot: Omit<ViewSnapshot, 'freshnessMs'> = {
+      mayHoldFirstKey: (value) => filters === null || filters.some((filter) => filter === undefined || filter.mayHold(value)),
       view: state.view,
       batchVersion: loaded?.info.version ?? null,
       watermark: Object.fromEntries(state.watermark.map((w, shard) => [String(shard), w])),
@@ -766,7 +779,10 @@ export class SpeedLayer {
         if (fold.shard !== shard) continue;
         const start = kept.findIndex((range) => range.first === fold.first);
         const end = kept.findIndex((range) => range.last === fold.last);
-        kept = [...kept.slice(0, start), { first: fold.first, last: fold.last }, ...kept.slice(end + 1)];
+        const folded = { first: fold.first, last: fold.last };
+        const members = kept.slice(start, end + 1).map((range) => state.keyFilters.get(range));
+        if (members.every((filter) => filter !== undefined)) state.keyFilters.set(folded, KeyFilter.union(members));
+        kept = [...kept.slice(0, start), folded, ...kept.slice(end + 1)];
       }
       return kept;
     });
@@ -986,6 +1002,14 @@ export class SpeedLayer {
     await this.inCritical(commit);
   }
 
+  /** Per shard, the filter of the first group-by values in `table` (partial rows grouped by `__shard`). */
+  private async keyFiltersOf(table: string, firstKey: string): Promise<Map<number, KeyFilter>> {
+    const reader = await this.connection.runAndReadAll(
+      `SELECT "__shard", list(DISTINCT CAST(${quoteIdent(firstKey)} AS VARCHAR)) FILTER (WHERE ${quoteIdent(firstKey)} IS NOT NULL) FROM ${table} GROUP BY ALL`,
+    );
+    return new Map(reader.getRowsJS().map(([shard, values]) => [Number(shard), KeyFilter.of((values ?? []) as string[])]));
+  }
+
   /**
    * Inserts partial rows grouped by `__shard` into a speed table on `connection`, each with its range: `ranges` is a
    * VALUES list of `(group, shard, first, last)`, one per value of the rows' `__shard` (the shard itself for a
@@ -1073,27 +1097,43 @@ export class SpeedLayer {
           source = state.dedupe ? await state.dedupe.keep('micro_clean', replace) : 'SELECT * FROM micro_clean';
         }
         const ranges = reads.map((read) => `(${read.segment.shard}, ${read.segment.shard}, ${read.first}, ${read.last})`).join(', ');
+        const firstKey = state.view.keys[0];
+        let filters = new Map<number, KeyFilter>();
         const insert = async () => {
-          for (let i = 0; i < state.relations.length; i++) await this.insertWithRanges(this.connection, state.tables[i]!, state.shardRelations[i]!.sql(source), ranges);
+          for (let i = 0; i < state.relations.length; i++) {
+            let partials = state.shardRelations[i]!.sql(source);
+            if (i === 0 && firstKey !== undefined) {
+              // The scalar partials once, for the insert and for each range's filter of first group-by values.
+              await this.connection.run(`CREATE OR REPLACE TEMP TABLE micro_scalar AS ${partials}`);
+              partials = 'SELECT * FROM micro_scalar';
+              filters = await this.keyFiltersOf('micro_scalar', firstKey.name);
+            }
+            await this.insertWithRanges(this.connection, state.tables[i]!, partials, ranges);
+          }
+        };
+        const held = (shard: number, first: number, last: number): Range => {
+          const range = { first, last };
+          state.keyFilters.set(range, filters.get(shard) ?? KeyFilter.of([]));
+          return range;
         };
         if (replace) {
           await insert();
           for (const { segment, first, last } of reads) {
-            segment.recomputed.push({ first, last });
+            segment.recomputed.push(held(segment.shard, first, last));
             segment.first = last + 1;
           }
         } else {
           await this.commitChanges(insert, () => {
             state.generation++;
             for (const { segment, first, last } of reads) {
-              state.ranges[segment.shard]!.push({ first, last });
+              state.ranges[segment.shard]!.push(held(segment.shard, first, last));
               state.seq[segment.shard] = last;
               segment.first = last + 1;
             }
           });
         }
       } finally {
-        for (const table of ['micro_batch', 'micro_clean', 'micro_clean_losers', 'micro_clean_kept']) await this.connection.run(`DROP TABLE IF EXISTS ${quoteIdent(table)}`).catch(() => undefined);
+        for (const table of ['micro_batch', 'micro_clean', 'micro_clean_losers', 'micro_clean_kept', 'micro_scalar']) await this.connection.run(`DROP TABLE IF EXISTS ${quoteIdent(table)}`).catch(() => undefined);
         if (staged !== null) await rm(staged, { force: true });
       }
     }
