@@ -167,7 +167,7 @@ export async function serveView(speed: SpeedLayer, name: string, request: ViewRe
       rows = mergeSql(view, each(snapshot.merged, (sql) => narrow(sql)));
     } else if (
       speedHoldsNone(snapshot) ||
-      firstKeyNotHeld(snapshot, request, types) ||
+      firstKeyNotHeld(snapshot, request) ||
       (request.filters.length > 0 && (await run(`SELECT 1 FROM (${narrow(snapshot.speed.scalar)}) AS speed LIMIT 1`)).currentRowCount === 0)
     ) {
       // The speed layer holds none of the groups the filters select (a lookup of groups only the batch version
@@ -224,13 +224,13 @@ function speedHoldsNone(snapshot: ViewSnapshot): boolean {
 }
 
 /**
- * True when the request looks up a value of the first group-by column (a VARCHAR, compared as the text it is)
- * that no speed range's filter holds: the speed partials hold none of the groups it selects, found without a
- * scan of them (under load a lookup of a group only the batch holds scanned ~1M speed rows for nothing).
+ * True when the request looks up a value of the first group-by column that no speed range's filter holds: the
+ * speed partials hold none of the groups it selects, found without a scan of them (under load a lookup of a group
+ * only the batch holds scanned ~1M speed rows for nothing).
  */
-function firstKeyNotHeld(snapshot: ViewSnapshot, request: ViewRequest, types: ReadonlyMap<string, string>): boolean {
+function firstKeyNotHeld(snapshot: ViewSnapshot, request: ViewRequest): boolean {
   const first = snapshot.view.keys[0]?.name;
-  if (first === undefined || types.get(first) !== 'VARCHAR') return false;
+  if (first === undefined) return false;
   const lookup = request.filters.find((filter) => filter.column === first && filter.op === 'eq');
   return lookup !== undefined && !snapshot.mayHoldFirstKey(lookup.value);
 }

@@ -126,6 +126,8 @@ interface ViewState {
   compacted: number;
   /** The copies its stream's de-duplication compares new records with; null without dedupe. */
   dedupe: DedupeKeys | null;
+  /** The first group-by column, when a VARCHAR: the one whose values each range's KeyFilter holds; else null. */
+  filteredKey: string | null;
   /** Per range held, a filter of its first group-by values (see KeyFilter); a range without one may hold any. */
   keyFilters: WeakMap<Range, KeyFilter>;
   /** The last measure of the view's memory in this DuckDB; null until the first one. */
@@ -152,8 +154,8 @@ export interface ViewSnapshot {
   readonly batchRows: string;
   readonly speed: PartialRelations;
   /**
-   * False only when the speed partials hold no group whose first group-by column, as text, is `value` (each
-   * range's KeyFilter says so): a lookup of it need not scan them.
+   * False only when the speed partials hold no group whose first group-by column is `value` (each range's
+   * KeyFilter says so; ranges have filters only when that column is a VARCHAR): a lookup of it need not scan them.
    */
   mayHoldFirstKey(value: string): boolean;
   /** Each relation the union of the batch and speed partials. */
@@ -300,6 +302,12 @@ export class SpeedLayer {
         tables.push(table);
       }
       index++;
+      // A lookup names a value as text, which is the value itself only for a VARCHAR column.
+      const firstKey = view.keys[0]?.name;
+      const firstKeyType =
+        firstKey === undefined
+          ? null
+          : (await connection.runAndReadAll(`SELECT column_type FROM (DESCRIBE ${tables[0]!}) WHERE column_name = ${sqlString(firstKey)}`)).getRowsJS()[0]?.[0];
       const zeros = () => Array.from({ length: stream.shards }, () => 0);
       states.set(view.name, {
         view,
@@ -318,6 +326,7 @@ export class SpeedLayer {
         recomputed: 0,
         compacted: 0,
         dedupe: null,
+        filteredKey: firstKeyType === 'VARCHAR' ? firstKey! : null,
         keyFilters: new WeakMap(),
         memory: null,
         generation: 0,
@@ -1005,7 +1014,7 @@ export class SpeedLayer {
   /** Per shard, the filter of the first group-by values in `table` (partial rows grouped by `__shard`). */
   private async keyFiltersOf(table: string, firstKey: string): Promise<Map<number, KeyFilter>> {
     const reader = await this.connection.runAndReadAll(
-      `SELECT "__shard", list(DISTINCT CAST(${quoteIdent(firstKey)} AS VARCHAR)) FILTER (WHERE ${quoteIdent(firstKey)} IS NOT NULL) FROM ${table} GROUP BY ALL`,
+      `SELECT "__shard", list(DISTINCT ${quoteIdent(firstKey)}) FILTER (WHERE ${quoteIdent(firstKey)} IS NOT NULL) FROM ${table} GROUP BY ALL`,
     );
     return new Map(reader.getRowsJS().map(([shard, values]) => [Number(shard), KeyFilter.of((values ?? []) as string[])]));
   }
@@ -1097,23 +1106,22 @@ export class SpeedLayer {
           source = state.dedupe ? await state.dedupe.keep('micro_clean', replace) : 'SELECT * FROM micro_clean';
         }
         const ranges = reads.map((read) => `(${read.segment.shard}, ${read.segment.shard}, ${read.first}, ${read.last})`).join(', ');
-        const firstKey = state.view.keys[0];
         let filters = new Map<number, KeyFilter>();
         const insert = async () => {
           for (let i = 0; i < state.relations.length; i++) {
             let partials = state.shardRelations[i]!.sql(source);
-            if (i === 0 && firstKey !== undefined) {
+            if (i === 0 && state.filteredKey !== null) {
               // The scalar partials once, for the insert and for each range's filter of first group-by values.
               await this.connection.run(`CREATE OR REPLACE TEMP TABLE micro_scalar AS ${partials}`);
               partials = 'SELECT * FROM micro_scalar';
-              filters = await this.keyFiltersOf('micro_scalar', firstKey.name);
+              filters = await this.keyFiltersOf('micro_scalar', state.filteredKey);
             }
             await this.insertWithRanges(this.connection, state.tables[i]!, partials, ranges);
           }
         };
         const held = (shard: number, first: number, last: number): Range => {
           const range = { first, last };
-          state.keyFilters.set(range, filters.get(shard) ?? KeyFilter.of([]));
+          if (state.filteredKey !== null) state.keyFilters.set(range, filters.get(shard) ?? KeyFilter.of([]));
           return range;
         };
         if (replace) {
