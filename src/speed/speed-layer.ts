@@ -17,7 +17,7 @@ import { FileSchemas } from '../sql/file-schemas.js';
 import { viewQuery } from '../sql/lake-views.js';
 import type { RecordSource } from '../transform/index.js';
 import { DedupeKeys, type CoveredSince } from './dedupe-keys.js';
-import { planRangeFolds } from './range-folds.js';
+import { planRangeFolds, type SeqRange } from './range-folds.js';
 import { StepEstimate } from './step-estimate.js';
 import { KeyFilter } from './key-filter.js';
 import { mergeSql, type PartialRelations, type ViewDefinition } from '../views/index.js';
@@ -68,10 +68,7 @@ export interface SpeedLayerOptions {
 const EXPORT_FILES_PER_KEY = 1024;
 
 /** One micro-batch of one shard: its partial rows carry this range. */
-interface Range {
-  readonly first: number;
-  readonly last: number;
-}
+type Range = SeqRange;
 
 /** Adjacent ranges of one shard, from the one starting at `first` to the one ending at `last`, to fold into one. */
 interface Fold {
