@@ -138,8 +138,10 @@ export class BatchLayer {
   /** Test seam: runs after every view is computed and before the versions are published. */
   beforePublish: ((runId: string) => void | Promise<void>) | null = null;
 
-  /** Runs clean a stream's new raw chunks one at a time, so that no raw chunk is cleaned twice. */
+  /** Runs and eager cleans clean a stream's new raw chunks one at a time, so that no raw chunk is cleaned twice. */
   private readonly cleaning = new Map<string, Promise<unknown>>();
+  /** Eager cleans not finished, which close waits for. */
+  private readonly eagerCleans = new Set<Promise<void>>();
 
   private constructor(
     private readonly options: BatchLayerOptions,
@@ -178,6 +180,39 @@ export class BatchLayer {
   /** The catalog's number of a stream's current transform version; null for a stream without a transform. */
   transformVersion(stream: string): number | null {
     return this.transformVersions.get(stream) ?? null;
+  }
+
+  /**
+   * Cleans the chunks delivery registered for a shard's offsets up to `lastSeq` (one per event-time partition),
+   * without waiting for a run. Delivery asks for it after each chunk (as an S3 event starts a Glue job in the
+   * AWS design), so runs find new chunks clean and pay only for judging duplicates and computing views, and
+   * `<stream>__clean` reads clean files instead of applying the rules at query time. The cleaning costs what it
+   * costs in a run, paid as chunks arrive, on the batch layer's DuckDB threads. History (after a rules change)
+   * and imports are left to runs, which clean a partition's chunks together.
+   *
+   * Each raw chunk gets a clean chunk of its own, so that a run whose W falls between two chunks of a partition
+   * still finds clean chunks holding exactly its chunks. Answers when the clean is done, and never rejects: a
+   * failure is logged, and the next run cleans what is left. Nothing for a stream without a transform.
+   */
+  cleanDelivered(stream: string, shard: number, lastSeq: number): Promise<void> {
+    if (this.closed || !this.transformVersions.has(stream)) return Promise.resolve();
+    const delivered = async () => (await this.options.catalog.chunks(stream)).filter((chunk) => chunk.shard === shard && chunk.lastSeq === lastSeq);
+    const work = this.withConnection((connection) => this.cleanStream(connection, new FileSchemas(connection, this.keys), stream, delivered, true)).then(
+      () => undefined,
+      (error: unknown) => this.options.log?.(`cleaning chunk ${stream}/${shard} up to seq ${lastSeq}: ${(error as Error).message}`),
+    );
+    this.eagerCleans.add(work);
+    void work.finally(() => this.eagerCleans.delete(work));
+    return work;
+  }
+
+  private async withConnection<T>(action: (connection: DuckDBConnection) => Promise<T>): Promise<T> {
+    const connection = await this.instance.connect();
+    try {
+      return await action(connection);
+    } finally {
+      connection.closeSync();
+    }
   }
 
   /** The views this layer computes. */
@@ -296,6 +331,7 @@ export class BatchLayer {
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
     await Promise.all([...this.runs.values()].map((run) => run.finished));
+    await Promise.all(this.eagerCleans);
     this.instance.closeSync();
   }
 
@@ -390,14 +426,16 @@ export class BatchLayer {
   }
 
   /**
-   * Cleans the stream's raw chunks no clean chunk holds yet (see clean-stage.ts), one run at a time per stream,
-   * and answers the clean chunk of each of `chunks`; null for a stream without a transform.
+   * Cleans the stream's raw chunks no clean chunk holds yet (see clean-stage.ts), one clean at a time per stream,
+   * and answers the clean chunk of each of `chunks` (or of the chunks `chunks` answers when the clean starts);
+   * null for a stream without a transform.
    */
   private async cleanStream(
     connection: DuckDBConnection,
     schemas: FileSchemas,
     name: string,
-    chunks: readonly ChunkInfo[],
+    chunks: readonly ChunkInfo[] | (() => Promise<readonly ChunkInfo[]>),
+    separately = false,
   ): Promise<Map<number, CleanChunkInfo> | null> {
     const transformVersion = this.transformVersions.get(name);
     if (transformVersion === undefined) return null;
@@ -410,8 +448,9 @@ export class BatchLayer {
       try {
         return await cleanRawChunks(
           { catalog, store, connection, schemas, stream: config.streams.get(name)!, source: this.options.sources.get(name)!, transformVersion, keys: this.keys },
-          chunks,
+          typeof chunks === 'function' ? await chunks() : chunks,
           written,
+          separately,
         );
       } catch (error) {
         for (const key of written) await store.delete(key).catch(() => undefined);

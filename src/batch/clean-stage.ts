@@ -48,19 +48,28 @@ export function cleanChunkKeys(stream: string, transformVersion: number, partiti
 /**
  * Cleans the chunks among `chunks` that have no clean chunk under the current transform version, and answers,
  * per raw chunk id of `chunks`, the clean chunk holding its records. Keys written go to `written` (to delete if
- * the run fails before they are registered; once registered they stay, being valid for later runs).
+ * the run fails before they are registered; once registered they stay, being valid for later runs). The raw
+ * chunks of a partition go into one clean chunk, or with `separately` each into its own (see
+ * BatchLayer.cleanDelivered).
  */
-export async function cleanRawChunks(context: CleanStageContext, chunks: readonly ChunkInfo[], written: string[]): Promise<Map<number, CleanChunkInfo>> {
+export async function cleanRawChunks(
+  context: CleanStageContext,
+  chunks: readonly ChunkInfo[],
+  written: string[],
+  separately = false,
+): Promise<Map<number, CleanChunkInfo>> {
   const { catalog, store, schemas, stream, source, transformVersion, keys } = context;
   const before = await catalog.cleanChunks(stream.name, transformVersion);
   const cleaned = new Set(before.flatMap((chunk) => chunk.rawChunks));
-  const byPartition = new Map<string, ChunkInfo[]>();
+  const groups = new Map<string, ChunkInfo[]>();
   for (const chunk of chunks) {
     if (cleaned.has(chunk.id)) continue;
-    (byPartition.get(chunk.partition) ?? byPartition.set(chunk.partition, []).get(chunk.partition)!).push(chunk);
+    const group = separately ? `${chunk.partition}/${chunk.id}` : chunk.partition;
+    (groups.get(group) ?? groups.set(group, []).get(group)!).push(chunk);
   }
   const added: NewCleanChunk[] = [];
-  for (const [partition, list] of byPartition) {
+  for (const list of groups.values()) {
+    const partition = list[0]!.partition;
     const raw = viewQuery({ kind: 'raw', columns: stream.fields }, await schemas.group(list.map((chunk) => keys.file(store.location(chunk.key), chunk.key))));
     const stem = `${list[0]!.id}-${list[list.length - 1]!.id}-${list.length}`;
     const paths = cleanChunkKeys(stream.name, transformVersion, partition, stem);

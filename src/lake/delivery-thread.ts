@@ -47,6 +47,8 @@ export class DeliveryThread {
   private stopped: Promise<void> | null = null;
   /** The worker's last failure, when it died: delivery has stopped and a restart is needed. */
   failure: Error | null = null;
+  /** Told after each chunk is registered in the catalog: its stream, shard and last seq. */
+  onDelivered: ((stream: string, shard: number, seq: number) => void) | null = null;
 
   constructor(
     private readonly dataDir: string,
@@ -104,6 +106,7 @@ export class DeliveryThread {
             break;
           case 'delivered':
             this.delivered.set(`${message.stream}/${message.shard}`, message.seq);
+            this.onDelivered?.(message.stream, message.shard, message.seq);
             break;
           case 'checkpoint':
             this.stream
