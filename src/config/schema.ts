@@ -99,6 +99,12 @@ const batchSchema = z.strictObject({
     .string()
     .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'expected a size such as "512MB" or "4GB"')
     .default('4GB'),
+  /**
+   * Keys of de-duplicated streams the batch layer keeps in memory (12 bytes each), so that incremental runs judge
+   * new records without reading every key of the window around them (src/batch/key-index.ts). A run whose window
+   * holds more reads the keys from the lake instead; 0 always does.
+   */
+  dedupeIndexKeys: z.number().int().min(0).max(1_000_000_000).default(8_000_000),
 });
 
 const speedSchema = z.strictObject({
