@@ -14,8 +14,9 @@ import { sqlString } from '../util/duckdb.js';
  * `quarantine/<stream>` chunks out, under the stream's transform version, with the lineage from each raw chunk
  * to the clean chunk it went into.
  *
- * A clean chunk is the cleaning of the raw chunks of one event-time partition that a run found uncleaned, so
- * each run adds at most one clean file (and one quarantine file) per partition it saw new chunks in. Clean
+ * A clean chunk is the cleaning of one raw chunk as delivery registered it (BatchLayer.cleanDelivered), or of the
+ * raw chunks of one event-time partition that a run found uncleaned, so a run adds at most one clean file (and
+ * one quarantine file) per partition it saw uncleaned chunks in. Clean
  * chunks hold every record that passes the rules, with its offset (`__shard`, `__seq`) and `dt`: de-duplication
  * is not applied to them, since whether a record is a duplicate depends on records delivered later (an earlier
  * copy may arrive late), while a clean chunk, like every file of the lake, never changes. Views and

@@ -12,11 +12,11 @@ import { lakeFilesSql } from './clean-stage.js';
  * rules refused, raw values and `__quarantine_reason`) as SQL tables, for each stream with a transform.
  *
  * Each reads the clean (or quarantine) chunks the batch layer wrote under the current transform version, plus
- * the rules applied at query time to the raw records no clean chunk holds yet (delivered after the last run),
- * so the tables cover everything the lake holds and follow the current rules. When the clean chunks are not
- * the raw chunks up to some seq per shard (an import not cleaned yet), the rules run over the whole raw table.
- * The state is the transform version, the newest clean chunk and the raw chunk count, so the engine rebuilds
- * the tables when a run adds clean chunks or a chunk is registered.
+ * the rules applied at query time to the raw records no clean chunk holds yet (just delivered, or all of them
+ * after a rules change until a run cleans them), so the tables cover everything the lake holds and follow the
+ * current rules. When the clean chunks are not the raw chunks up to some seq per shard (an import not cleaned
+ * yet), the rules run over the whole raw table. The state is the transform version, the newest clean chunk and the
+ * raw chunk count, so the engine rebuilds the tables when clean chunks are added or a chunk is registered.
  */
 export function cleanTables(
   catalog: Catalog,
