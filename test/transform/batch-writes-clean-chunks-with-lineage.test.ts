@@ -82,7 +82,7 @@ describe('the batch layer writes clean chunks', () => {
     expect(file.getRowObjectsJson()).toEqual([{ event_id: 'c', page: '/cart', __quarantine_reason: 'required: user_id is missing' }]);
     duck.closeSync();
 
-    // SQL reads the clean chunks plus the rules over records delivered since the run.
+    // SQL reads the clean chunks plus the rules over records no clean chunk holds yet.
     await ingest(server, [event('d', 'u4', '/INDEX'), event('e', null, '/x')]);
     await waitForDelivery(server);
     expect(await query('SELECT event_id, page FROM clicks__clean ORDER BY event_id')).toEqual([
@@ -92,7 +92,7 @@ describe('the batch layer writes clean chunks', () => {
     ]);
     expect(await query('SELECT event_id FROM clicks__quarantine ORDER BY event_id')).toEqual([{ event_id: 'c' }, { event_id: 'e' }]);
 
-    // An incremental run cleans only the raw chunks delivered since.
+    // The raw chunks delivered since are cleaned (as they land, or by the run), each once.
     const before = answer.transform.cleanChunks.length;
     expect((await server.strata.batch.run()).state).toBe('succeeded');
     answer = await catalog();
@@ -138,9 +138,49 @@ describe('the batch layer writes clean chunks', () => {
     expect((await server.strata.batch.run()).state).toBe('succeeded');
     expect((await catalog()).transform.cleanChunks.reduce((sum, clean) => sum + clean.cleanRows, 0)).toBe(3);
     expect(await query('SELECT count(*) AS n FROM clicks__clean')).toEqual([{ n: '3' }]);
-    // Delivered records after it come from the rules over the raw table until the next run cleans them.
+    // Delivered records after it: from their clean chunk, or from the rules over the raw table until it is made.
     await ingest(server, [event('d1', 'u4', '/D')]);
     await waitForDelivery(server);
     expect(await query('SELECT event_id FROM clicks__clean ORDER BY event_id')).toEqual([{ event_id: 'd1' }, { event_id: 'h1' }, { event_id: 'h2' }, { event_id: 'h3' }]);
+  });
+
+  it('are made as delivery registers chunks, each from one raw chunk, before any run; runs then read them', async () => {
+    dir = await tempDir();
+    server = await startInProcess(config({}), dir);
+    await ingest(server, [event('a', 'u1', ' /Home '), event('b', 'u2', '/cart', '2026-11-24'), event('c', null, '/cart')]);
+    await waitForDelivery(server);
+    await ingest(server, [event('d', 'u3', '/HOME'), event('a', 'u1', '/home')]);
+    await waitForDelivery(server);
+
+    // Cleaning follows delivery by a moment: wait until every raw chunk has its clean chunk.
+    let answer = await catalog();
+    for (const started = Date.now(); Date.now() - started < 10_000; answer = await catalog()) {
+      const cleaned = new Set(answer.transform.cleanChunks.flatMap((clean) => clean.rawChunks));
+      if (answer.chunkList.every((chunk) => cleaned.has(chunk.id))) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(server.strata.batch.listRuns()).toEqual([]);
+    expect(answer.chunkList.length).toBeGreaterThan(1);
+    for (const clean of answer.transform.cleanChunks) {
+      expect(clean.rawChunks).toHaveLength(1);
+      expect(existsSync(join(dir, 'lake', clean.cleanKey))).toBe(true);
+    }
+    expect(answer.transform.cleanChunks.map((clean) => clean.rawChunks[0]).sort()).toEqual(answer.chunkList.map((chunk) => chunk.id).sort());
+    // Clean chunks hold every clean record (the repeated `a` too); the one without a user is quarantined.
+    expect(answer.transform.cleanChunks.reduce((sum, clean) => sum + clean.cleanRows, 0)).toBe(4);
+    expect(answer.transform.cleanChunks.reduce((sum, clean) => sum + clean.quarantineRows, 0)).toBe(1);
+    expect(await query('SELECT page, count(*) AS n FROM clicks__clean GROUP BY page ORDER BY page')).toEqual([
+      { page: '/cart', n: '1' },
+      { page: '/home', n: '2' },
+    ]);
+
+    // A run finds nothing left to clean and reads the clean chunks, de-duplicating as it reads.
+    expect((await server.strata.batch.run()).state).toBe('succeeded');
+    expect((await catalog()).transform.cleanChunks.map((clean) => clean.cleanKey)).toEqual(answer.transform.cleanChunks.map((clean) => clean.cleanKey));
+    const view = (await (await fetch(`${server.url}/v1/views/pages?layer=batch`)).json()) as { rows: { page: string; views: string }[] };
+    expect(view.rows.map((row) => [row.page, Number(row.views)])).toEqual([
+      ['/cart', 1],
+      ['/home', 2],
+    ]);
   });
 });
