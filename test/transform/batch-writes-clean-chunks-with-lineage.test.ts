@@ -146,7 +146,8 @@ describe('the batch layer writes clean chunks', () => {
 
   it('are made as delivery registers chunks, each from one raw chunk, before any run; runs then read them', async () => {
     dir = await tempDir();
-    server = await startInProcess(config({}), dir);
+    // Every chunk, however small (by default chunks under 10,000 records are left to runs).
+    server = await startInProcess({ ...config({}), batch: { cleanOnDeliveryMinRecords: 0 } }, dir);
     await ingest(server, [event('a', 'u1', ' /Home '), event('b', 'u2', '/cart', '2026-11-24'), event('c', null, '/cart')]);
     await waitForDelivery(server);
     await ingest(server, [event('d', 'u3', '/HOME'), event('a', 'u1', '/home')]);
