@@ -114,7 +114,7 @@ const benchmark: Benchmark = {
           const format = parquetCopyOptions((await keys?.forWrite(db, key)) ?? null);
           await generate(db, lake.location(key), date, shard, first, rows, Math.max(1000, Math.floor(events / 10)), format);
           await lakeCatalog.commitDelivery('clicks', shard, first, last, [{ partition: date, key, rows, bytes: 0, minTime: null, maxTime: null }]);
-          return { shard, last };
+          return { shard, last, rows };
         };
       };
       const fillLake = async (write: (rows: number, day: number) => Promise<unknown>) => {
@@ -200,7 +200,7 @@ const benchmark: Benchmark = {
         reusedTransformsRuns = [await timed(() => runOrThrow(true)), await timed(() => runOrThrow(true))];
         for (let round = 0; round < INCREMENTAL_ROUNDS; round++) {
           const delivered = await writeChunk(Math.max(1, Math.floor(events / 100)), 3);
-          cleanOnDeliveryRuns.push(await timed(() => withTransforms.cleanDelivered('clicks', delivered.shard, delivered.last)));
+          cleanOnDeliveryRuns.push(await timed(() => withTransforms.cleanDelivered('clicks', delivered.shard, delivered.last, delivered.rows)));
           incrementalTransformsRuns.push(await timed(() => runOrThrow(false)));
         }
       } finally {

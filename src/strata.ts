@@ -199,7 +199,7 @@ export class Strata {
       opened.push(batch);
       batchRef.layer = batch;
       // New chunks are cleaned as they land, so that runs find them clean (see BatchLayer.cleanDelivered).
-      delivery.onDelivered = (name, shard, seq) => void batch.cleanDelivered(name, shard, seq);
+      delivery.onDelivered = (name, shard, seq, records) => void batch.cleanDelivered(name, shard, seq, records);
       batch.startSchedules();
       const speed = await SpeedLayer.open({
         catalog,

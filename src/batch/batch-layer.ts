@@ -192,23 +192,25 @@ export class BatchLayer {
   }
 
   /**
-   * Cleans the chunks delivery registered for a shard's offsets up to `lastSeq` (one per event-time partition),
-   * without waiting for a run. Delivery asks for it after each chunk (as an S3 event starts a Glue job in the
-   * AWS design), so runs find new chunks clean and pay only for judging duplicates and computing views, and
+   * Cleans the chunks delivery registered for a shard's `records` records up to `lastSeq` (one chunk per event-time
+   * partition), without waiting for a run. Delivery asks for it after each seal (as an S3 event starts a Glue job
+   * in the AWS design), so runs find new chunks clean and pay only for judging duplicates and computing views, and
    * `<stream>__clean` reads clean files instead of applying the rules at query time. The cleaning costs what it
    * costs in a run, paid as chunks arrive, on the batch layer's DuckDB threads. History (after a rules change),
-   * imports and chunks under `batch.cleanOnDeliveryMinRecords` are left to runs, which clean a partition's chunks
-   * together: cleaning chunks of a few records every few ms one by one (a low `delivery.maxSeconds`) kept the
-   * batch layer's thread busy and runs waiting behind it (in the lambda invariant test with transforms, 25 runs
-   * in 35 s became 6 in 44–95 s).
+   * imports and seals of fewer than `batch.cleanOnDeliveryMinRecords` records are left to runs, which clean a
+   * partition's chunks together: seals of a few records every few ms (a low `delivery.maxSeconds`), each cleaned
+   * alone after catalog reads that list the lake, kept the main thread and the batch layer's thread busy (in the
+   * lambda invariant test with transforms, 25 runs in 35 s became 6 in 44–95 s, and under an extra busy core the
+   * speed layer fell a minute behind).
    *
    * Each raw chunk gets a clean chunk of its own, so that a run whose W falls between two chunks of a partition
    * still finds clean chunks holding exactly its chunks. Answers when the clean that takes this delivery is done,
    * and never rejects: a failure is logged, and the next run cleans what is left. Nothing for a stream without a
    * transform.
    */
-  cleanDelivered(stream: string, shard: number, lastSeq: number): Promise<void> {
-    if (this.closed || !this.transformVersions.has(stream)) return Promise.resolve();
+  cleanDelivered(stream: string, shard: number, lastSeq: number, records: number): Promise<void> {
+    // Deciding here, before any catalog read: small chunks come every few ms, and each read lists the lake's chunks.
+    if (this.closed || !this.transformVersions.has(stream) || records < this.options.config.batch.cleanOnDeliveryMinRecords) return Promise.resolve();
     const told = this.deliveredUncleaned.get(stream) ?? [];
     told.push({ shard, lastSeq });
     this.deliveredUncleaned.set(stream, told);
@@ -223,7 +225,7 @@ export class BatchLayer {
       this.deliveredUncleaned.delete(stream);
       if (this.closed) return [];
       return (await this.options.catalog.chunks(stream)).filter(
-        (chunk) => chunk.shard !== null && chunk.rows >= this.options.config.batch.cleanOnDeliveryMinRecords && taken.has(`${chunk.shard}/${chunk.lastSeq}`),
+        (chunk) => chunk.shard !== null && taken.has(`${chunk.shard}/${chunk.lastSeq}`),
       );
     };
     const work: Promise<void> = this.withConnection(async (connection) => {

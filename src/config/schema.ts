@@ -106,9 +106,10 @@ const batchSchema = z.strictObject({
    */
   dedupeIndexKeys: z.number().int().min(0).max(1_000_000_000).default(8_000_000),
   /**
-   * Delivered chunks of at least this many records are cleaned as they land (streams with a transform), so runs
-   * find them clean; smaller ones are left to the next run, which cleans a partition's small chunks in one file
-   * (a clean costs a few ms besides its records: a COPY, an fsync, catalog writes). 0 cleans every chunk at once.
+   * Deliveries (a shard's sealed records) of at least this many records are cleaned as they land (streams with a
+   * transform), so runs find them clean; smaller ones are left to the next run, which cleans a partition's small
+   * chunks in one file (a clean costs a few ms besides its records: catalog reads, a COPY, an fsync). 0 cleans
+   * every delivery at once.
    */
   cleanOnDeliveryMinRecords: z.number().int().min(0).default(10_000),
 });

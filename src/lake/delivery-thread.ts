@@ -47,8 +47,8 @@ export class DeliveryThread {
   private stopped: Promise<void> | null = null;
   /** The worker's last failure, when it died: delivery has stopped and a restart is needed. */
   failure: Error | null = null;
-  /** Told after each chunk is registered in the catalog: its stream, shard and last seq. */
-  onDelivered: ((stream: string, shard: number, seq: number) => void) | null = null;
+  /** Told after each chunk is registered in the catalog: its stream, shard, last seq and record count. */
+  onDelivered: ((stream: string, shard: number, seq: number, records: number) => void) | null = null;
 
   constructor(
     private readonly dataDir: string,
@@ -104,10 +104,12 @@ export class DeliveryThread {
             for (const [stream, shard, seq] of message.delivered) this.delivered.set(`${stream}/${shard}`, seq);
             resolve();
             break;
-          case 'delivered':
+          case 'delivered': {
+            const before = this.delivered.get(`${message.stream}/${message.shard}`) ?? 0;
             this.delivered.set(`${message.stream}/${message.shard}`, message.seq);
-            this.onDelivered?.(message.stream, message.shard, message.seq);
+            this.onDelivered?.(message.stream, message.shard, message.seq, message.seq - before);
             break;
+          }
           case 'checkpoint':
             this.stream
               .commitCheckpoint(DELIVERY_CONSUMER, message.stream, message.shard, asSeq(message.seq))
