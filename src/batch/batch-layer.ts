@@ -10,6 +10,7 @@ import type { Keyring } from '../security/keyring.js';
 import { FileSchemas } from '../sql/file-schemas.js';
 import { PARTITION_COLUMN, viewQuery } from '../sql/lake-views.js';
 import { DAY_MS, dayOf } from '../util/days.js';
+import { groupBy } from '../util/group-by.js';
 import { quoteIdent, sqlString } from '../util/duckdb.js';
 import type { RecordSource } from '../transform/index.js';
 import type { ViewDefinition } from '../views/index.js';
@@ -238,11 +239,8 @@ export class BatchLayer {
       const version = this.transformVersions.get(stream)!;
       const around = (await this.options.catalog.cleanChunks(stream, version)).filter((clean) => partitions.has(clean.partition));
       if (around.reduce((keys, clean) => keys + clean.cleanRows, 0) > this.keyIndex.budget) return;
-      const slot = (clean: CleanChunkInfo) => `${stream}/${clean.partition}`;
-      for (const chunks of groupBy(around.filter((clean) => !this.keyIndex.holds(slot(clean), clean.id)), slot).values()) {
-        this.keyIndex.add(slot(chunks[0]!), chunks.map((clean) => clean.id), await this.keyHashesOf(connection, dedupe.keys, chunks));
-      }
-      this.keyIndex.evict([...partitions].map((partition) => `${stream}/${partition}`));
+      await this.indexKeys(connection, stream, dedupe.keys, around);
+      this.keyIndex.evict([...partitions].map((partition) => keyIndexSlot(stream, partition)));
     }).then(
       () => undefined,
       (error: unknown) => this.options.log?.(`cleaning the new chunks of "${stream}": ${(error as Error).message}`),
@@ -563,14 +561,11 @@ export class BatchLayer {
     counted: readonly CleanChunkInfo[],
   ): Promise<{ repeated: boolean; holders: CleanChunkInfo[] } | null> {
     const index = this.keyIndex;
-    const slot = (clean: CleanChunkInfo) => `${stream}/${clean.partition}`;
+    const slot = (clean: CleanChunkInfo) => keyIndexSlot(stream, clean.partition);
     if (fresh.length === 0) return { repeated: false, holders: [] };
     const all = [...fresh, ...counted];
     if (all.reduce((keys, clean) => keys + clean.cleanRows, 0) > index.budget) return null;
-    const missing = all.filter((clean) => !index.holds(slot(clean), clean.id));
-    for (const chunks of groupBy(missing, slot).values()) {
-      index.add(slot(chunks[0]!), chunks.map((clean) => clean.id), await this.keyHashesOf(connection, keyColumns, chunks));
-    }
+    await this.indexKeys(connection, stream, keyColumns, all);
     const partitions = [...new Set(all.map(slot))];
     // Nothing below awaits: an eager clean adding (and evicting) meanwhile cannot take a partition away mid-lookup.
     if (!all.every((clean) => index.holds(slot(clean), clean.id))) return null;
@@ -585,6 +580,14 @@ export class BatchLayer {
     const repeated = anyRepeated(probe);
     index.evict(partitions);
     return { repeated, holders: [...holders] };
+  }
+
+  /** Reads the keys of the clean chunks the key index does not hold into it, a query per partition. */
+  private async indexKeys(connection: DuckDBConnection, stream: string, keyColumns: readonly string[], chunks: readonly CleanChunkInfo[]): Promise<void> {
+    const missing = chunks.filter((clean) => !this.keyIndex.holds(keyIndexSlot(stream, clean.partition), clean.id));
+    for (const [partition, group] of groupBy(missing, (clean) => clean.partition)) {
+      this.keyIndex.add(keyIndexSlot(stream, partition), group.map((clean) => clean.id), await this.keyHashesOf(connection, keyColumns, group));
+    }
   }
 
   /** The key hashes of the records of some clean chunks, sorted, each with its chunk's id. */
@@ -706,11 +709,9 @@ async function viewColumnsOf(connection: DuckDBConnection, view: ViewDefinition,
   return named.length === 0 ? '*' : named.map(quoteIdent).join(', ');
 }
 
-/** `items` by `key`, in order of first appearance. */
-function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
-  const groups = new Map<string, T[]>();
-  for (const item of items) (groups.get(key(item)) ?? groups.set(key(item), []).get(key(item))!).push(item);
-  return groups;
+/** The key index's name for a stream's partition (one index serves every stream). */
+function keyIndexSlot(stream: string, partition: string): string {
+  return `${stream}/${partition}`;
 }
 
 /** The column naming each clean record's file, with its row number the identity duplicates are removed by. */

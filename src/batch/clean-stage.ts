@@ -8,6 +8,7 @@ import type { FileSchemas } from '../sql/file-schemas.js';
 import { viewQuery } from '../sql/lake-views.js';
 import type { RecordSource } from '../transform/index.js';
 import { sqlString } from '../util/duckdb.js';
+import { groupBy } from '../util/group-by.js';
 
 /**
  * The batch layer's cleaning step (the Glue ETL job of the AWS design): raw chunks in, `clean/<stream>` and
@@ -62,12 +63,8 @@ export async function cleanRawChunks(
   const { catalog, store, schemas, stream, source, transformVersion, keys } = context;
   const before = await catalog.cleanChunks(stream.name, transformVersion);
   const cleaned = new Set(before.flatMap((chunk) => chunk.rawChunks));
-  const groups = new Map<string, ChunkInfo[]>();
-  for (const chunk of chunks) {
-    if (cleaned.has(chunk.id)) continue;
-    const group = separately ? `${chunk.partition}/${chunk.id}` : chunk.partition;
-    (groups.get(group) ?? groups.set(group, []).get(group)!).push(chunk);
-  }
+  const uncleaned = chunks.filter((chunk) => !cleaned.has(chunk.id));
+  const groups = groupBy(uncleaned, (chunk) => (separately ? `${chunk.partition}/${chunk.id}` : chunk.partition));
   const added: NewCleanChunk[] = [];
   for (const list of groups.values()) {
     const partition = list[0]!.partition;
